@@ -1,0 +1,1 @@
+// Declarations only; the symbols come from libstdc++ and libswiftCore.

@@ -1,0 +1,77 @@
+import FlareProcesses
+import FlareSymbols
+
+/// A code module frames are attributed to: an ELF file, the kernel, or a
+/// region with no file (anonymous memory, JIT code, the vdso).
+struct Module {
+    enum Kind { case elf(ElfImage?), kernel, anonymous, marker }
+    let id: Int32
+    let kind: Kind
+    let path: String
+    let displayName: String
+    /// Where file offset 0 was mapped in the first process that used it: the
+    /// pprof mapping's memory_start, so location addresses stay meaningful.
+    let base: UInt64
+    var limit: UInt64
+}
+
+/// Assigns each distinct module an id, opening ELF files lazily on first use.
+struct ModuleRegistry {
+    private(set) var modules: [Module] = []
+    private var idByIdentity: [String: Int32] = [:]
+    let symbolizer: Symbolizer
+
+    init(symbolizer: Symbolizer) {
+        self.symbolizer = symbolizer
+        modules.append(Module(id: 0, kind: .kernel, path: "[kernel.kallsyms]", displayName: "[kernel]", base: 0, limit: 0))
+        modules.append(Module(id: 1, kind: .marker, path: "[flare]", displayName: "[flare]", base: 0, limit: 0))
+    }
+
+    static let kernelID: Int32 = 0
+    /// Frames that mark where an unwind stopped early.
+    static let markerID: Int32 = 1
+
+    /// The module of `mapping` in process `pid`.
+    mutating func module(for mapping: MappedFile, pid: Int32) -> Int32 {
+        let path = mapping.path.hasSuffix(" (deleted)") ? String(mapping.path.dropLast(10)) : mapping.path
+        let identity: String
+        if let buildID = mapping.buildID {
+            identity = "b:" + buildID.map { String($0, radix: 16) }.joined()
+        } else if mapping.isFileBacked {
+            identity = "f:\(mapping.device):\(mapping.inode):\(path)"
+        } else {
+            identity = "a:" + (path.isEmpty ? "[anon]" : path)
+        }
+        let base = mapping.start &- mapping.fileOffset
+        if let id = idByIdentity[identity] {
+            modules[Int(id)].limit = max(modules[Int(id)].limit, mapping.end &- mapping.start &+ mapping.fileOffset &+ modules[Int(id)].base)
+            return id
+        }
+        let id = Int32(modules.count)
+        let kind: Module.Kind
+        if mapping.isFileBacked {
+            let candidates = [
+                "/proc/\(pid)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))",
+                "/proc/\(pid)/root\(path)",
+                path,
+            ]
+            kind = .elf(symbolizer.image(identity: identity, candidates: candidates))
+        } else {
+            kind = .anonymous
+        }
+        modules.append(Module(id: id, kind: kind, path: path.isEmpty ? "[anon]" : path,
+                              displayName: path.isEmpty ? "[anon]" : mapping.displayName,
+                              base: mapping.isFileBacked ? base : 0, limit: mapping.isFileBacked ? mapping.end - mapping.start + mapping.fileOffset + base : 0))
+        idByIdentity[identity] = id
+        return id
+    }
+
+    /// An id for addresses that fall in no known mapping.
+    mutating func unknownModule() -> Int32 {
+        if let id = idByIdentity["unknown"] { return id }
+        let id = Int32(modules.count)
+        modules.append(Module(id: id, kind: .anonymous, path: "[unknown]", displayName: "[unknown]", base: 0, limit: 0))
+        idByIdentity["unknown"] = id
+        return id
+    }
+}

@@ -1,0 +1,66 @@
+import FlareProcesses
+import FlareSampler
+import FlareSymbols
+import FlareUnwind
+
+/// The per-record path shared by `flare record` and the agent: side-band
+/// records update the process table; samples are unwound, their frames
+/// resolved to modules, and the stacks counted.
+struct SamplePipeline<Unwinder: StackUnwinder> {
+    let processes = ProcessTable()
+    var registry: ModuleRegistry
+    var unwinder: Unwinder
+    var aggregator = StackAggregator()
+    private(set) var lostRecords: UInt64 = 0
+    private(set) var samplesByPid: [Int32: Int] = [:]
+    private(set) var firstSampleTime: UInt64 = 0
+    private(set) var lastSampleTime: UInt64 = 0
+
+    init(unwinder: Unwinder, symbolizer: Symbolizer) {
+        self.unwinder = unwinder
+        self.registry = ModuleRegistry(symbolizer: symbolizer)
+    }
+
+    mutating func consume(_ records: [PerfRecord]) {
+        for record in records {
+            switch record {
+            case .sample(let sample): add(sample)
+            case .lost(let count, _): lostRecords += count
+            default: processes.apply(record)
+            }
+        }
+    }
+
+    private mutating func add(_ sample: SampleRecord) {
+        // pid -1/0 with tid 0 is the idle task: no process to attribute to.
+        guard sample.pid > 0 || sample.tid > 0 else { return }
+        let process = processes.process(sample.pid)
+        let stack = unwinder.unwind(sample, process: process)
+        var frames: [FrameKey] = []
+        frames.reserveCapacity(stack.frames.count + 1)
+        for frame in stack.frames {
+            let address = frame.lookupAddress
+            if frame.isKernel {
+                frames.append(FrameKey(module: ModuleRegistry.kernelID, address: address))
+            } else if let mapping = processes.mapping(pid: sample.pid, address: address, now: sample.time) {
+                let module = registry.module(for: mapping, pid: sample.pid)
+                frames.append(FrameKey(module: module, address: mapping.isFileBacked ? mapping.fileOffset(of: address) : address))
+            } else {
+                frames.append(FrameKey(module: registry.unknownModule(), address: address))
+            }
+        }
+        if let truncation = stack.truncation {
+            frames.append(FrameKey(module: ModuleRegistry.markerID, address: UInt64(truncation.markerIndex)))
+        }
+        aggregator.add(frames: frames, pid: sample.pid, tid: sample.tid,
+                       threadName: process.threadName(sample.tid), period: sample.period)
+        samplesByPid[sample.pid, default: 0] += 1
+        if firstSampleTime == 0 { firstSampleTime = sample.time }
+        lastSampleTime = max(lastSampleTime, sample.time)
+    }
+}
+
+extension UnwoundStack.Truncation {
+    static let all: [Self] = [.depthLimit, .noUnwindInfo, .badFrame]
+    var markerIndex: Int { Self.all.firstIndex(of: self)! }
+}

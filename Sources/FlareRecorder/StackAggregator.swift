@@ -1,0 +1,39 @@
+/// A frame as aggregated: a module and an address within it (the file offset
+/// for ELF modules, the address itself otherwise).
+struct FrameKey: Hashable {
+    var module: Int32
+    var address: UInt64
+}
+
+/// Counts identical (stack, thread) pairs, so each distinct stack is
+/// symbolized and encoded once.
+struct StackAggregator {
+    struct Key: Hashable {
+        var frames: [FrameKey]
+        var pid: Int32
+        var tid: Int32
+    }
+
+    struct Value {
+        var count: Int64
+        var nanoseconds: Int64
+    }
+
+    private(set) var stacks: [Key: Value] = [:]
+    private(set) var threadNames: [Int64: String] = [:]
+    private(set) var sampleCount = 0
+
+    mutating func add(frames: [FrameKey], pid: Int32, tid: Int32, threadName: String, period: UInt64) {
+        let key = Key(frames: frames, pid: pid, tid: tid)
+        var value = stacks[key, default: Value(count: 0, nanoseconds: 0)]
+        value.count += 1
+        value.nanoseconds += Int64(clamping: period)
+        stacks[key] = value
+        threadNames[Int64(pid) << 32 | Int64(UInt32(bitPattern: tid))] = threadName
+        sampleCount += 1
+    }
+
+    func threadName(pid: Int32, tid: Int32) -> String {
+        threadNames[Int64(pid) << 32 | Int64(UInt32(bitPattern: tid))] ?? ""
+    }
+}

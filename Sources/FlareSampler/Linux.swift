@@ -1,0 +1,89 @@
+import Glibc
+
+/// Small Linux facts read from /proc and /sys.
+public enum Linux {
+    /// The whole content of a small text file, or nil.
+    public static func readFile(_ path: String) -> String? {
+        guard let file = fopen(path, "re") else { return nil }
+        defer { fclose(file) }
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, file)
+            if n <= 0 { break }
+            result.append(contentsOf: buffer[..<n])
+        }
+        return String(decoding: result, as: UTF8.self)
+    }
+
+    /// CPUs listed in /sys/devices/system/cpu/online ("0-3,6").
+    public static func onlineCPUs() -> [Int32] {
+        guard let text = readFile("/sys/devices/system/cpu/online") else {
+            return Array(0..<Int32(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        }
+        var cpus: [Int32] = []
+        for part in text.split(whereSeparator: { $0 == "," || $0 == "\n" }) {
+            let bounds = part.split(separator: "-").compactMap { Int32($0) }
+            if bounds.count == 2 { cpus += Array(bounds[0]...bounds[1]) } else if let one = bounds.first { cpus.append(one) }
+        }
+        return cpus
+    }
+
+    public static var maxSampleRate: UInt64 {
+        readFile("/proc/sys/kernel/perf_event_max_sample_rate").flatMap { UInt64($0.trimmingWhitespace()) } ?? 100_000
+    }
+
+    public static var perfEventParanoid: String {
+        readFile("/proc/sys/kernel/perf_event_paranoid")?.trimmingWhitespace() ?? "unknown"
+    }
+
+    public static func processExists(_ pid: Int32) -> Bool {
+        pid > 0 && access("/proc/\(pid)", F_OK) == 0
+    }
+
+    /// Thread ids of a live process.
+    public static func threads(of pid: Int32) -> [Int32] {
+        guard let dir = opendir("/proc/\(pid)/task") else { return [] }
+        defer { closedir(dir) }
+        var tids: [Int32] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if let tid = Int32(name) { tids.append(tid) }
+        }
+        return tids
+    }
+
+    /// Pids of every live process.
+    public static func allProcesses() -> [Int32] {
+        guard let dir = opendir("/proc") else { return [] }
+        defer { closedir(dir) }
+        var pids: [Int32] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if let pid = Int32(name) { pids.append(pid) }
+        }
+        return pids
+    }
+
+    /// CLOCK_MONOTONIC in nanoseconds: the clock perf samples are stamped with.
+    public static func monotonicNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    public static func wallClockNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}
+
+extension String {
+    public func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,116 @@
+import CPerfEvent
+
+/// Decodes the records Flare asks for. The sample layout follows from the
+/// `sample_type` bits a `SamplingSession` sets; each field's order is fixed by
+/// the kernel ABI (include/uapi/linux/perf_event.h).
+enum PerfRecordParser {
+    static let sampleType = UInt64(PERF_SAMPLE_IP.rawValue | PERF_SAMPLE_TID.rawValue | PERF_SAMPLE_TIME.rawValue
+        | PERF_SAMPLE_CPU.rawValue | PERF_SAMPLE_PERIOD.rawValue | PERF_SAMPLE_CALLCHAIN.rawValue)
+
+    /// Bytes of the `sample_id` trailer that `sample_id_all` appends to
+    /// non-sample records: {pid, tid}, time, {cpu, res}.
+    static let sampleIDSize = 24
+
+    /// Parses one record; `bytes` holds exactly the record, header included.
+    static func parse(_ bytes: UnsafeRawBufferPointer) -> PerfRecord? {
+        var cursor = Cursor(bytes)
+        guard let type = cursor.u32(), let misc = cursor.u16(), cursor.u16() != nil else { return nil }
+        let trailerTime: UInt64 = {
+            guard bytes.count >= 8 + sampleIDSize else { return 0 }
+            var t = Cursor(UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - sampleIDSize)...]))
+            _ = t.u64()
+            return t.u64() ?? 0
+        }()
+        switch type {
+        case PERF_RECORD_SAMPLE.rawValue:
+            return parseSample(&cursor, misc: misc).map(PerfRecord.sample)
+        case PERF_RECORD_MMAP2.rawValue:
+            guard let pid = cursor.i32(), let tid = cursor.i32(), let start = cursor.u64(), let length = cursor.u64(),
+                  let pgoff = cursor.u64() else { return nil }
+            var buildID: [UInt8]?
+            var inode: UInt64 = 0
+            var device: UInt64 = 0
+            if misc & UInt16(PERF_RECORD_MISC_MMAP_BUILD_ID) != 0 {
+                guard let size = cursor.u8(), cursor.u8() != nil, cursor.u16() != nil, let raw = cursor.bytes(20) else { return nil }
+                buildID = Array(raw.prefix(Int(min(size, 20))))
+            } else {
+                guard let major = cursor.u32(), let minor = cursor.u32(), let ino = cursor.u64(), cursor.u64() != nil else { return nil }
+                inode = ino
+                device = UInt64(major) << 32 | UInt64(minor)
+            }
+            guard let prot = cursor.u32(), cursor.u32() != nil else { return nil }
+            let path = cursor.cString(limit: bytes.count - cursor.offset - sampleIDSize)
+            return .mmap(MmapRecord(pid: pid, tid: tid, start: start, length: length, fileOffset: pgoff, inode: inode,
+                                    device: device, protection: prot, buildID: buildID, path: path, time: trailerTime))
+        case PERF_RECORD_COMM.rawValue:
+            guard let pid = cursor.i32(), let tid = cursor.i32() else { return nil }
+            let name = cursor.cString(limit: bytes.count - cursor.offset - sampleIDSize)
+            return .comm(CommRecord(pid: pid, tid: tid, name: name, isExec: misc & UInt16(PERF_RECORD_MISC_COMM_EXEC) != 0, time: trailerTime))
+        case PERF_RECORD_FORK.rawValue, PERF_RECORD_EXIT.rawValue:
+            guard let pid = cursor.i32(), let ppid = cursor.i32(), let tid = cursor.i32(), let ptid = cursor.i32(),
+                  let time = cursor.u64() else { return nil }
+            let task = TaskRecord(pid: pid, parentPid: ppid, tid: tid, parentTid: ptid, time: time)
+            return type == PERF_RECORD_FORK.rawValue ? .fork(task) : .exit(task)
+        case PERF_RECORD_LOST.rawValue:
+            guard cursor.u64() != nil, let lost = cursor.u64() else { return nil }
+            return .lost(count: lost, time: trailerTime)
+        case PERF_RECORD_LOST_SAMPLES.rawValue:
+            guard let lost = cursor.u64() else { return nil }
+            return .lost(count: lost, time: trailerTime)
+        case PERF_RECORD_THROTTLE.rawValue, PERF_RECORD_UNTHROTTLE.rawValue:
+            return .throttle(time: cursor.u64() ?? trailerTime)
+        default:
+            return .other(type: type, time: trailerTime)
+        }
+    }
+
+    private static func parseSample(_ cursor: inout Cursor, misc: UInt16) -> SampleRecord? {
+        guard let ip = cursor.u64(), let pid = cursor.i32(), let tid = cursor.i32(), let time = cursor.u64(),
+              let cpu = cursor.u32(), cursor.u32() != nil, let period = cursor.u64(), let count = cursor.u64(),
+              count <= 4096, let chain = cursor.u64Array(Int(count)) else { return nil }
+        let mode = Int32(misc) & Int32(PERF_RECORD_MISC_CPUMODE_MASK)
+        return SampleRecord(pid: pid, tid: tid, time: time, cpu: cpu, period: period, ip: ip, callchain: chain,
+                            isKernelIP: mode == Int32(PERF_RECORD_MISC_KERNEL))
+    }
+}
+
+/// Bounds-checked little-endian reads from a record.
+struct Cursor {
+    let bytes: UnsafeRawBufferPointer
+    var offset = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    private mutating func load<T: FixedWidthInteger>(_: T.Type) -> T? {
+        let size = MemoryLayout<T>.size
+        guard offset + size <= bytes.count else { return nil }
+        defer { offset += size }
+        return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+
+    mutating func u8() -> UInt8? { load(UInt8.self) }
+    mutating func u16() -> UInt16? { load(UInt16.self) }
+    mutating func u32() -> UInt32? { load(UInt32.self) }
+    mutating func i32() -> Int32? { load(Int32.self) }
+    mutating func u64() -> UInt64? { load(UInt64.self) }
+
+    mutating func bytes(_ count: Int) -> UnsafeRawBufferPointer? {
+        guard count >= 0, offset + count <= bytes.count else { return nil }
+        defer { offset += count }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)])
+    }
+
+    mutating func u64Array(_ count: Int) -> [UInt64]? {
+        guard let raw = bytes(count * 8) else { return nil }
+        return (0..<count).map { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)) }
+    }
+
+    /// A NUL-terminated string within the next `limit` bytes.
+    mutating func cString(limit: Int) -> String {
+        let end = min(bytes.count, offset + max(0, limit))
+        var stop = offset
+        while stop < end && bytes[stop] != 0 { stop += 1 }
+        defer { offset = end }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<stop]), as: UTF8.self)
+    }
+}

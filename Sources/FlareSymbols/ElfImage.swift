@@ -1,0 +1,100 @@
+import CElfutils
+import Glibc
+
+/// What Flare needs from one ELF file, read once with libelf: its build-id,
+/// its loadable segments (to turn file offsets into virtual addresses) and its
+/// function symbols from `.symtab` and `.dynsym`.
+public final class ElfImage: @unchecked Sendable {
+    public struct Segment: Sendable {
+        public var fileOffset: UInt64
+        public var virtualAddress: UInt64
+        public var fileSize: UInt64
+    }
+
+    public let path: String
+    public let buildID: [UInt8]?
+    public let segments: [Segment]
+    public let symbols: SymbolTable
+    public let hasSymtab: Bool
+
+    public struct OpenError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    private static let libelfReady: Bool = elf_version(UInt32(EV_CURRENT)) != UInt32(EV_NONE)
+
+    public init(path: String) throws(OpenError) {
+        guard Self.libelfReady else { throw OpenError(description: "libelf version mismatch") }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw OpenError(description: "\(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else {
+            throw OpenError(description: "\(path): not readable as ELF")
+        }
+        defer { elf_end(elf) }
+        guard elf_kind(elf) == ELF_K_ELF else { throw OpenError(description: "\(path): not an ELF file") }
+        self.path = path
+
+        var idPointer: UnsafeRawPointer?
+        let idLength = dwelf_elf_gnu_build_id(elf, &idPointer)
+        if idLength > 0, let idPointer {
+            buildID = Array(UnsafeRawBufferPointer(start: idPointer, count: Int(idLength)))
+        } else {
+            buildID = nil
+        }
+
+        var segments: [Segment] = []
+        var count = 0
+        if elf_getphdrnum(elf, &count) == 0 {
+            for i in 0..<count {
+                var header = GElf_Phdr()
+                if gelf_getphdr(elf, Int32(i), &header) != nil && header.p_type == UInt32(PT_LOAD) {
+                    segments.append(Segment(fileOffset: header.p_offset, virtualAddress: header.p_vaddr, fileSize: header.p_filesz))
+                }
+            }
+        }
+        self.segments = segments
+
+        var collected: [SymbolTable.Symbol] = []
+        var sawSymtab = false
+        var section = elf_nextscn(elf, nil)
+        while let scn = section {
+            defer { section = elf_nextscn(elf, scn) }
+            var header = GElf_Shdr()
+            guard gelf_getshdr(scn, &header) != nil,
+                  header.sh_type == UInt32(SHT_SYMTAB) || header.sh_type == UInt32(SHT_DYNSYM),
+                  header.sh_entsize > 0, let data = elf_getdata(scn, nil) else { continue }
+            if header.sh_type == UInt32(SHT_SYMTAB) { sawSymtab = true }
+            let symbolCount = Int(header.sh_size / header.sh_entsize)
+            for index in 0..<symbolCount {
+                var symbol = GElf_Sym()
+                guard gelf_getsym(data, Int32(index), &symbol) != nil else { continue }
+                let type = Int32(symbol.st_info & 0xf)
+                guard type == STT_FUNC || type == STT_GNU_IFUNC, symbol.st_shndx != UInt16(SHN_UNDEF), symbol.st_value != 0,
+                      let name = elf_strptr(elf, Int(header.sh_link), Int(symbol.st_name)) else { continue }
+                collected.append(.init(start: symbol.st_value, end: symbol.st_value + symbol.st_size, name: String(cString: name)))
+            }
+        }
+        hasSymtab = sawSymtab
+        symbols = SymbolTable(collected)
+    }
+
+    /// The link-time virtual address of a file offset, through the PT_LOAD
+    /// segment that contains it (a PIE or shared library's load bias cancels out).
+    public func virtualAddress(fileOffset: UInt64) -> UInt64 {
+        for segment in segments where fileOffset >= segment.fileOffset && fileOffset < segment.fileOffset + max(segment.fileSize, 1) {
+            return fileOffset - segment.fileOffset + segment.virtualAddress
+        }
+        return fileOffset
+    }
+
+    public var buildIDHex: String { buildID.map(Self.hex) ?? "" }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,55 @@
+/// Names for addresses, with the parsed files cached so that a library mapped
+/// by many processes is read once: by identity (build-id, or device, inode and
+/// path) and then by build-id across paths.
+public final class Symbolizer {
+    private var imagesByIdentity: [String: ElfImage?] = [:]
+    private var imagesByBuildID: [[UInt8]: ElfImage] = [:]
+    private var kernelSymbols: KernelSymbols?
+    private var demangled: [String: String] = [:]
+    private let kallsymsPath: String
+    /// Files that could not be opened, with the reason, for the summary.
+    public private(set) var failures: [String: String] = [:]
+
+    public init(kallsymsPath: String = "/proc/kallsyms") { self.kallsymsPath = kallsymsPath }
+
+    /// The parsed ELF for a mapping, trying each candidate path in turn (a
+    /// deleted file is still reachable through /proc/PID/map_files while the
+    /// process lives; a container's files through /proc/PID/root).
+    public func image(identity: String, candidates: [String]) -> ElfImage? {
+        if let cached = imagesByIdentity[identity] { return cached }
+        var opened: ElfImage?
+        var lastError = "no path to open"
+        for path in candidates {
+            do {
+                opened = try ElfImage(path: path)
+                break
+            } catch {
+                lastError = error.description
+            }
+        }
+        if let image = opened, let id = image.buildID {
+            if let shared = imagesByBuildID[id] { opened = shared } else { imagesByBuildID[id] = image }
+        }
+        if opened == nil, let first = candidates.last { failures[first] = lastError }
+        imagesByIdentity[identity] = opened
+        return opened
+    }
+
+    /// The demangled function containing a file offset of `image`.
+    public func function(in image: ElfImage, fileOffset: UInt64) -> String? {
+        guard let symbol = image.symbols.lookup(image.virtualAddress(fileOffset: fileOffset)) else { return nil }
+        return demangle(symbol.name)
+    }
+
+    public func kernelFunction(_ address: UInt64) -> String? {
+        if kernelSymbols == nil { kernelSymbols = KernelSymbols(path: kallsymsPath) }
+        return kernelSymbols?.name(address)
+    }
+
+    public func demangle(_ name: String) -> String {
+        if let known = demangled[name] { return known }
+        let result = Demangler.demangle(name)
+        demangled[name] = result
+        return result
+    }
+}
