@@ -62,7 +62,7 @@ void cperf_ring_set_tail(struct perf_event_mmap_page *page, uint64_t tail) {
 uint64_t cperf_ring_data_offset(const struct perf_event_mmap_page *page) { return page->data_offset; }
 uint64_t cperf_ring_data_size(const struct perf_event_mmap_page *page) { return page->data_size; }
 
-pid_t cperf_spawn_paused(const char *file, char *const argv[], int *release_fd, int *exec_error_fd) {
+pid_t cperf_spawn_paused(const char *path, char *const argv[], int *release_fd, int *exec_error_fd) {
     int release[2], failure[2];
     if (pipe2(release, O_CLOEXEC) != 0) return -1;
     if (pipe2(failure, O_CLOEXEC) != 0) {
@@ -90,7 +90,7 @@ pid_t cperf_spawn_paused(const char *file, char *const argv[], int *release_fd, 
         ssize_t n;
         do { n = read(release[0], &go, 1); } while (n < 0 && errno == EINTR);
         if (n != 1) _exit(127);
-        execvp(file, argv);
+        execv(path, argv);
         int error = errno;
         ssize_t ignored = write(failure[1], &error, sizeof error);
         (void)ignored;

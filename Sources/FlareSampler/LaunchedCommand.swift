@@ -14,13 +14,13 @@ public final class LaunchedCommand {
     /// Checks that the command can be run, then forks it paused.
     public init(_ arguments: [String]) throws(SamplerError) {
         guard let command = arguments.first, !command.isEmpty else { throw .commandNotFound("") }
-        try Self.checkRunnable(command)
+        let path = try Self.resolve(command)
         self.arguments = arguments
         var cStrings: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { cStrings.forEach { free($0) } }
         var release: Int32 = -1
         var failure: Int32 = -1
-        let child = cperf_spawn_paused(command, &cStrings, &release, &failure)
+        let child = cperf_spawn_paused(path, &cStrings, &release, &failure)
         guard child > 0 else { throw .system(call: "fork", errno: errno) }
         pid = child
         releaseFD = release
@@ -63,18 +63,20 @@ public final class LaunchedCommand {
     /// Sends a signal to the child (used when recording is interrupted).
     public func signal(_ sig: Int32) { if exitStatus == nil { kill(pid, sig) } }
 
-    private static func checkRunnable(_ command: String) throws(SamplerError) {
+    /// The path to exec: `command` itself if it has a slash, else its first
+    /// executable match in PATH, as a shell would find it.
+    private static func resolve(_ command: String) throws(SamplerError) -> String {
         if command.contains("/") {
             guard access(command, F_OK) == 0 else { throw .commandNotFound(command) }
             guard access(command, X_OK) == 0, !isDirectory(command) else { throw .commandNotExecutable(command) }
-            return
+            return command
         }
         let path = String(cString: getenv("PATH") ?? strdup("/usr/local/bin:/usr/bin:/bin"))
         var foundNonExecutable = false
         for dir in path.split(separator: ":") {
             let candidate = "\(dir)/\(command)"
             if access(candidate, F_OK) == 0 && !isDirectory(candidate) {
-                if access(candidate, X_OK) == 0 { return }
+                if access(candidate, X_OK) == 0 { return candidate }
                 foundNonExecutable = true
             }
         }

@@ -74,8 +74,13 @@
 #ifdef __cplusplus
 extern "C" {
 #define FLARE__STATIC_ASSERT(cond, msg) static_assert(cond, msg)
-#else
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 #define FLARE__STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#else /* C99: a negative array size fails the build instead */
+#define FLARE__CONCAT2(a, b) a##b
+#define FLARE__CONCAT(a, b) FLARE__CONCAT2(a, b)
+#define FLARE__STATIC_ASSERT(cond, msg) \
+    typedef char FLARE__CONCAT(flare__static_assert_, __LINE__)[(cond) ? 1 : -1] __attribute__((unused))
 #endif
 
 #define FLARE__WEAK __attribute__((weak))

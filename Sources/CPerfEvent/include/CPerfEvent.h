@@ -48,10 +48,11 @@ uint64_t cperf_ring_head(const struct perf_event_mmap_page *page);
 void cperf_ring_set_tail(struct perf_event_mmap_page *page, uint64_t tail);
 
 /// Forks a child that waits until `*release_fd` is written (or closed), then
-/// execvp's `file` with `argv`. If exec fails the child writes its errno to
+/// execv's `path` with `argv` (no PATH search and no fallback to /bin/sh, so a
+/// file that is not a program fails with ENOEXEC). If exec fails the child writes its errno to
 /// `*exec_error_fd` (close-on-exec, so a successful exec yields EOF).
 /// Returns the child's pid, or -1 with errno set.
-pid_t cperf_spawn_paused(const char *file, char *const argv[], int *release_fd, int *exec_error_fd);
+pid_t cperf_spawn_paused(const char *path, char *const argv[], int *release_fd, int *exec_error_fd);
 
 /// Size of struct perf_event_mmap_page's first data byte offset (data_offset).
 uint64_t cperf_ring_data_offset(const struct perf_event_mmap_page *page);
