@@ -38,18 +38,24 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
         let stack = unwinder.unwind(sample, process: process)
         var frames: [FrameKey] = []
         frames.reserveCapacity(stack.frames.count + 1)
+        var truncation = stack.truncation
         for frame in stack.frames {
             let address = frame.lookupAddress
             if frame.isKernel {
                 frames.append(FrameKey(module: ModuleRegistry.kernelID, address: address))
             } else if let mapping = processes.mapping(pid: sample.pid, address: address, now: sample.time) {
                 let module = registry.module(for: mapping, pid: sample.pid)
-                frames.append(FrameKey(module: module, address: mapping.isFileBacked ? mapping.fileOffset(of: address) : address))
+                frames.append(FrameKey(module: module, address: Self.moduleAddress(address, in: mapping)))
+            } else if frame.isReturnAddress {
+                // A return address outside all executable code: the walk went
+                // astray through a function without a frame pointer. Stop here.
+                truncation = .badFrame
+                break
             } else {
                 frames.append(FrameKey(module: registry.unknownModule(), address: address))
             }
         }
-        if let truncation = stack.truncation {
+        if let truncation {
             frames.append(FrameKey(module: ModuleRegistry.markerID, address: UInt64(truncation.markerIndex)))
         }
         aggregator.add(frames: frames, pid: sample.pid, tid: sample.tid,
@@ -57,6 +63,16 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
         samplesByPid[sample.pid, default: 0] += 1
         if firstSampleTime == 0 { firstSampleTime = sample.time }
         lastSampleTime = max(lastSampleTime, sample.time)
+    }
+}
+
+extension SamplePipeline {
+    /// Where an address lies within its module: the file offset for files, the
+    /// offset from the start for named kernel-provided areas such as [vdso],
+    /// and the address itself for anonymous memory (JIT code is named by address).
+    static func moduleAddress(_ address: UInt64, in mapping: MappedFile) -> UInt64 {
+        if mapping.isFileBacked { return mapping.fileOffset(of: address) }
+        return mapping.path.hasPrefix("[") ? address - mapping.start : address
     }
 }
 
