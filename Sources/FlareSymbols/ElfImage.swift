@@ -55,7 +55,7 @@ public final class ElfImage: @unchecked Sendable {
         }
         self.segments = segments
 
-        var collected: [SymbolTable.Symbol] = []
+        var collected = SymbolTable.Builder()
         var sawSymtab = false
         var section = elf_nextscn(elf, nil)
         while let scn = section {
@@ -72,7 +72,7 @@ public final class ElfImage: @unchecked Sendable {
                 let type = Int32(symbol.st_info & 0xf)
                 guard type == STT_FUNC || type == STT_GNU_IFUNC, symbol.st_shndx != UInt16(SHN_UNDEF), symbol.st_value != 0,
                       let name = elf_strptr(elf, Int(header.sh_link), Int(symbol.st_name)) else { continue }
-                collected.append(.init(start: symbol.st_value, end: symbol.st_value + symbol.st_size, name: String(cString: name)))
+                collected.add(start: symbol.st_value, size: symbol.st_size, name: UnsafeRawBufferPointer(start: name, count: strlen(name)))
             }
         }
         hasSymtab = sawSymtab

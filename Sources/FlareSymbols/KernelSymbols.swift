@@ -6,7 +6,7 @@ public struct KernelSymbols: Sendable {
     public let table: SymbolTable
 
     public init(path: String = "/proc/kallsyms") {
-        var symbols: [SymbolTable.Symbol] = []
+        var symbols = SymbolTable.Builder()
         if let file = fopen(path, "re") {
             defer { fclose(file) }
             var line: UnsafeMutablePointer<CChar>?
@@ -21,13 +21,12 @@ public struct KernelSymbols: Sendable {
                 let name = typePointer + 3
                 var length = 0
                 while name[length] != 0 && name[length] != 0x0a && name[length] != 0x09 { length += 1 }
-                let nameString = String(decoding: UnsafeRawBufferPointer(start: name, count: length), as: UTF8.self)
-                symbols.append(.init(start: address, end: 0, name: nameString))
+                symbols.add(start: address, size: 0, name: UnsafeRawBufferPointer(start: name, count: length))
             }
             free(line)
         }
         table = SymbolTable(symbols)
     }
 
-    public func name(_ address: UInt64) -> String? { table.lookup(address)?.name }
+    public func name(_ address: UInt64) -> String? { table.lookup(address) }
 }

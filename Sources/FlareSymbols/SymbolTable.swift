@@ -1,46 +1,92 @@
 /// Function symbols sorted by address, looked up by binary search.
+///
+/// Stored as parallel arrays with all names in one byte buffer: kallsyms has
+/// over 100 000 entries and libswiftCore tens of thousands, and a String and a
+/// struct per symbol made loading them cost more than the whole recording.
 public struct SymbolTable: Sendable {
-    public struct Symbol: Sendable {
-        public var start: UInt64
-        public var end: UInt64
-        public var name: String
-    }
+    /// Collects symbols before they are sorted.
+    public struct Builder {
+        fileprivate var starts: [UInt64] = []
+        fileprivate var sizes: [UInt64] = []
+        fileprivate var nameOffsets: [UInt32] = []
+        fileprivate var names: [UInt8] = []
 
-    public private(set) var symbols: [Symbol]
+        public init() {}
 
-    /// Sorts the symbols and gives zero-sized ones (common in assembly and in
-    /// kallsyms) the room up to the next symbol.
-    public init(_ unsorted: [Symbol]) {
-        var sorted = unsorted.sorted { ($0.start, $1.end) < ($1.start, $0.end) }
-        // Drop exact duplicates (aliases at one address: keep the first, longest).
-        var unique: [Symbol] = []
-        unique.reserveCapacity(sorted.count)
-        for symbol in sorted where unique.last?.start != symbol.start { unique.append(symbol) }
-        sorted = unique
-        for i in sorted.indices where sorted[i].end <= sorted[i].start {
-            sorted[i].end = i + 1 < sorted.count ? sorted[i + 1].start : sorted[i].start + 4096
+        public mutating func add(start: UInt64, size: UInt64, name: UnsafeRawBufferPointer) {
+            starts.append(start)
+            sizes.append(size)
+            nameOffsets.append(UInt32(names.count))
+            names.append(contentsOf: name)
         }
-        symbols = sorted
+
+        public mutating func add(start: UInt64, size: UInt64, name: String) {
+            var name = name
+            name.withUTF8 { add(start: start, size: size, name: UnsafeRawBufferPointer($0)) }
+        }
     }
 
-    public func lookup(_ address: UInt64) -> Symbol? {
+    private let starts: [UInt64]
+    private let ends: [UInt64]
+    private let nameStarts: [UInt32]
+    private let nameEnds: [UInt32]
+    private let names: [UInt8]
+
+    /// Sorts the symbols, keeps one of several aliases at an address (the
+    /// largest), and gives zero-sized ones (common in assembly and in kallsyms)
+    /// the room up to the next symbol.
+    public init(_ builder: Builder) {
+        let count = builder.starts.count
+        var order = Array(0..<count)
+        order.sort { a, b in
+            builder.starts[a] != builder.starts[b] ? builder.starts[a] < builder.starts[b] : builder.sizes[a] > builder.sizes[b]
+        }
+        var starts: [UInt64] = []
+        var ends: [UInt64] = []
+        var nameStarts: [UInt32] = []
+        var nameEnds: [UInt32] = []
+        starts.reserveCapacity(count)
+        ends.reserveCapacity(count)
+        nameStarts.reserveCapacity(count)
+        nameEnds.reserveCapacity(count)
+        for index in order where starts.last != builder.starts[index] {
+            starts.append(builder.starts[index])
+            ends.append(builder.starts[index] &+ builder.sizes[index])
+            nameStarts.append(builder.nameOffsets[index])
+            nameEnds.append(index + 1 < count ? builder.nameOffsets[index + 1] : UInt32(builder.names.count))
+        }
+        for i in starts.indices where ends[i] <= starts[i] {
+            ends[i] = i + 1 < starts.count ? starts[i + 1] : starts[i] &+ 4096
+        }
+        self.starts = starts
+        self.ends = ends
+        self.nameStarts = nameStarts
+        self.nameEnds = nameEnds
+        self.names = builder.names
+    }
+
+    /// The raw (mangled) name of the symbol containing `address`.
+    public func lookup(_ address: UInt64) -> String? {
         var low = 0
-        var high = symbols.count
+        var high = starts.count
         while low < high {
             let mid = (low + high) / 2
-            if symbols[mid].start <= address { low = mid + 1 } else { high = mid }
+            if starts[mid] <= address { low = mid + 1 } else { high = mid }
         }
         // `low - 1` is the last symbol starting at or before the address; an
-        // enclosing larger symbol may start earlier (nested aliases), so look back a little.
+        // enclosing larger symbol may start a little earlier, so look back a few.
         var i = low - 1
         var steps = 0
         while i >= 0 && steps < 8 {
-            if symbols[i].start <= address && address < symbols[i].end { return symbols[i] }
+            if address < ends[i] {
+                return String(decoding: names[Int(nameStarts[i])..<Int(nameEnds[i])], as: UTF8.self)
+            }
             i -= 1
             steps += 1
         }
         return nil
     }
 
-    public var isEmpty: Bool { symbols.isEmpty }
+    public var count: Int { starts.count }
+    public var isEmpty: Bool { starts.isEmpty }
 }

@@ -38,7 +38,7 @@ public final class Symbolizer {
     /// The demangled function containing a file offset of `image`.
     public func function(in image: ElfImage, fileOffset: UInt64) -> String? {
         guard let symbol = image.symbols.lookup(image.virtualAddress(fileOffset: fileOffset)) else { return nil }
-        return demangle(symbol.name)
+        return demangle(symbol)
     }
 
     public func kernelFunction(_ address: UInt64) -> String? {
