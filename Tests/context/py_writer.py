@@ -169,11 +169,15 @@ def scenario_fork():
     release_r, release_w = os.pipe()
     child = os.fork()
     if child == 0:
+        # Only the parent holds the write end, so the child exits if it dies.
+        os.close(release_w)
+        os.close(ready_r)
         rc_ctx = publish("child-svc", "2", None)
         ok = fc.span_attach(b["trace_id"], b["span_id"], b["root_id"], 1, "child-root")
         os.write(ready_w, f"{os.getpid()} {threading.get_native_id()} {0 if ok else -1} {rc_ctx}".encode())
-        os.read(release_r, 1)
-        os._exit(0)
+        os._exit(0 if os.read(release_r, 1) else 7)
+    os.close(release_r)
+    os.close(ready_w)
     cpid, ctid, crc, cctx = (int(x) for x in os.read(ready_r, 128).split())
     emit("CHECK", {"name": "fork", "child_pid": cpid, "child_tid": ctid, "child_rc": crc, "child_ctx_rc": cctx})
     wait_go()

@@ -274,6 +274,10 @@ static void scenario_fork(void) {
     if (pipe(ready) != 0 || pipe(release) != 0) exit(5);
     pid_t child = fork();
     if (child == 0) {
+        /* Only the parent may hold the write end: if the parent dies, read()
+         * below returns 0 and the child exits instead of lingering. */
+        close(release[1]);
+        close(ready[0]);
         /* The child inherits neither mapping; its first attach builds its own. */
         int rc_ctx = flare_context_publish_resource("child-svc", "2", NULL);
         int rc = flare_span_attach(b.trace_id, b.span_id, b.root_id, 1, "child-root");
@@ -281,9 +285,10 @@ static void scenario_fork(void) {
         int n = snprintf(msg, sizeof msg, "%d %d %d %d", (int)getpid(), (int)flare__gettid(), rc, rc_ctx);
         if (write(ready[1], msg, (size_t)n) != n) _exit(6);
         char c;
-        if (read(release[0], &c, 1) != 1) _exit(7);
-        _exit(0);
+        _exit(read(release[0], &c, 1) == 1 ? 0 : 7);
     }
+    close(release[0]);
+    close(ready[1]);
     char msg[128] = "";
     ssize_t n = read(ready[0], msg, sizeof msg - 1);
     if (n <= 0) exit(8);
