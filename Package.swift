@@ -24,7 +24,7 @@ let package = Package(
         // Which process maps which file where: MMAP2/COMM/FORK/EXIT and /proc seeding.
         .target(name: "FlareProcesses", dependencies: ["FlareSampler"]),
         // Turning a sample into a list of frames.
-        .target(name: "FlareUnwind", dependencies: ["FlareSampler", "FlareProcesses"]),
+        .target(name: "FlareUnwind", dependencies: ["CElfutils", "FlareSampler", "FlareProcesses"]),
         // Frames to names: ELF symbols, kallsyms, demangling.
         .target(name: "FlareSymbols", dependencies: ["CElfutils", "CDemangle"]),
         // The recording pipeline shared by `flare record` and, later, the agent.

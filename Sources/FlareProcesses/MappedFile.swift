@@ -21,6 +21,28 @@ public struct MappedFile: Sendable, Equatable {
     /// The file offset that `address` corresponds to.
     public func fileOffset(of address: UInt64) -> UInt64 { address - start + fileOffset }
 
+    /// The path without the " (deleted)" the kernel appends to unlinked files.
+    public var filePath: String { path.hasSuffix(" (deleted)") ? String(path.dropLast(10)) : path }
+
+    /// What identifies the file's contents across processes: its build-id when
+    /// perf reported one, else device, inode and path.
+    public var identity: String {
+        if let buildID { return "b:" + buildID.map { String($0, radix: 16) }.joined() }
+        if isFileBacked { return "f:\(device):\(inode):\(filePath)" }
+        return "a:" + (path.isEmpty ? "[anon]" : path)
+    }
+
+    /// Paths to open the file by, best first: through /proc/PID/map_files (works
+    /// even after the file was deleted or replaced, while the process lives),
+    /// through the process's root (containers), then the path itself.
+    public func openCandidates(pid: Int32) -> [String] {
+        [
+            "/proc/\(pid)/map_files/\(String(start, radix: 16))-\(String(end, radix: 16))",
+            "/proc/\(pid)/root\(filePath)",
+            filePath,
+        ]
+    }
+
     /// The short name shown for a frame no symbol covers (`libfoo.so`).
     public var displayName: String {
         let base = path.split(separator: "/").last.map(String.init) ?? path

@@ -33,15 +33,8 @@ struct ModuleRegistry {
 
     /// The module of `mapping` in process `pid`.
     mutating func module(for mapping: MappedFile, pid: Int32) -> Int32 {
-        let path = mapping.path.hasSuffix(" (deleted)") ? String(mapping.path.dropLast(10)) : mapping.path
-        let identity: String
-        if let buildID = mapping.buildID {
-            identity = "b:" + buildID.map { String($0, radix: 16) }.joined()
-        } else if mapping.isFileBacked {
-            identity = "f:\(mapping.device):\(mapping.inode):\(path)"
-        } else {
-            identity = "a:" + (path.isEmpty ? "[anon]" : path)
-        }
+        let path = mapping.filePath
+        let identity = mapping.identity
         let base = mapping.start &- mapping.fileOffset
         if let id = idByIdentity[identity] {
             modules[Int(id)].limit = max(modules[Int(id)].limit, mapping.end &- mapping.start &+ mapping.fileOffset &+ modules[Int(id)].base)
@@ -50,11 +43,7 @@ struct ModuleRegistry {
         let id = Int32(modules.count)
         let kind: Module.Kind
         if mapping.isFileBacked {
-            let candidates = [
-                "/proc/\(pid)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))",
-                "/proc/\(pid)/root\(path)",
-                path,
-            ]
+            let candidates = mapping.openCandidates(pid: pid)
             kind = .elf(symbolizer.image(identity: identity, candidates: candidates))
         } else {
             kind = .anonymous

@@ -77,6 +77,6 @@ extension SamplePipeline {
 }
 
 extension UnwoundStack.Truncation {
-    static let all: [Self] = [.depthLimit, .noUnwindInfo, .badFrame]
+    static let all = allCases
     var markerIndex: Int { Self.all.firstIndex(of: self)! }
 }

@@ -32,10 +32,33 @@ public struct SampleRecord: Sendable {
     /// The kernel's callchain, with PERF_CONTEXT_* markers left in.
     public var callchain: [UInt64]
     public var isKernelIP: Bool
+    /// User registers at the sample, in `UserRegisters` order; empty when not
+    /// captured (frame-pointer mode, or a kernel thread).
+    public var userRegisters: [UInt64]
+    /// A copy of the user stack from the sampled stack pointer upwards.
+    public var userStack: [UInt8]
 
-    public init(pid: Int32, tid: Int32, time: UInt64, cpu: UInt32, period: UInt64, ip: UInt64, callchain: [UInt64], isKernelIP: Bool) {
+    public init(pid: Int32, tid: Int32, time: UInt64, cpu: UInt32, period: UInt64, ip: UInt64, callchain: [UInt64],
+                isKernelIP: Bool, userRegisters: [UInt64] = [], userStack: [UInt8] = []) {
         self.pid = pid; self.tid = tid; self.time = time; self.cpu = cpu
         self.period = period; self.ip = ip; self.callchain = callchain; self.isKernelIP = isKernelIP
+        self.userRegisters = userRegisters; self.userStack = userStack
+    }
+}
+
+/// The x86-64 user registers Flare asks perf for (mask 0xff0fff: everything
+/// but the segment registers, as perf itself does), and their index in
+/// `SampleRecord.userRegisters`.
+public enum UserRegisters {
+    public static let mask: UInt64 = 0xff0fff
+    public static let count = mask.nonzeroBitCount
+    public static let bp = 6
+    public static let sp = 7
+    public static let ip = 8
+    /// Index of perf register `perfIndex` (enum perf_event_x86_regs) in the array.
+    public static func index(ofPerfRegister perfIndex: Int) -> Int? {
+        guard mask & (1 << UInt64(perfIndex)) != 0 else { return nil }
+        return (mask & ((1 << UInt64(perfIndex)) - 1)).nonzeroBitCount
     }
 }
 

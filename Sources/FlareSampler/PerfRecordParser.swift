@@ -3,18 +3,23 @@ import CPerfEvent
 /// Decodes the records Flare asks for. The sample layout follows from the
 /// `sample_type` bits a `SamplingSession` sets; each field's order is fixed by
 /// the kernel ABI (include/uapi/linux/perf_event.h).
-enum PerfRecordParser {
-    static let sampleType = UInt64(PERF_SAMPLE_IP.rawValue | PERF_SAMPLE_TID.rawValue | PERF_SAMPLE_TIME.rawValue
+struct PerfRecordParser {
+    static let baseSampleType = UInt64(PERF_SAMPLE_IP.rawValue | PERF_SAMPLE_TID.rawValue | PERF_SAMPLE_TIME.rawValue
         | PERF_SAMPLE_CPU.rawValue | PERF_SAMPLE_PERIOD.rawValue | PERF_SAMPLE_CALLCHAIN.rawValue)
+    static let stackSampleType = UInt64(PERF_SAMPLE_REGS_USER.rawValue | PERF_SAMPLE_STACK_USER.rawValue)
+
+    /// Whether samples carry user registers and a stack copy.
+    let capturesStacks: Bool
 
     /// Bytes of the `sample_id` trailer that `sample_id_all` appends to
     /// non-sample records: {pid, tid}, time, {cpu, res}.
     static let sampleIDSize = 24
 
     /// Parses one record; `bytes` holds exactly the record, header included.
-    static func parse(_ bytes: UnsafeRawBufferPointer) -> PerfRecord? {
+    func parse(_ bytes: UnsafeRawBufferPointer) -> PerfRecord? {
         var cursor = Cursor(bytes)
         guard let type = cursor.u32(), let misc = cursor.u16(), cursor.u16() != nil else { return nil }
+        let sampleIDSize = Self.sampleIDSize
         let trailerTime: UInt64 = {
             guard bytes.count >= 8 + sampleIDSize else { return 0 }
             var t = Cursor(UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - sampleIDSize)...]))
@@ -64,13 +69,28 @@ enum PerfRecordParser {
         }
     }
 
-    private static func parseSample(_ cursor: inout Cursor, misc: UInt16) -> SampleRecord? {
+    private func parseSample(_ cursor: inout Cursor, misc: UInt16) -> SampleRecord? {
         guard let ip = cursor.u64(), let pid = cursor.i32(), let tid = cursor.i32(), let time = cursor.u64(),
               let cpu = cursor.u32(), cursor.u32() != nil, let period = cursor.u64(), let count = cursor.u64(),
               count <= 4096, let chain = cursor.u64Array(Int(count)) else { return nil }
         let mode = Int32(misc) & Int32(PERF_RECORD_MISC_CPUMODE_MASK)
-        return SampleRecord(pid: pid, tid: tid, time: time, cpu: cpu, period: period, ip: ip, callchain: chain,
-                            isKernelIP: mode == Int32(PERF_RECORD_MISC_KERNEL))
+        var sample = SampleRecord(pid: pid, tid: tid, time: time, cpu: cpu, period: period, ip: ip, callchain: chain,
+                                  isKernelIP: mode == Int32(PERF_RECORD_MISC_KERNEL))
+        if capturesStacks {
+            // REGS_USER: abi, then one u64 per mask bit unless abi is NONE (a kernel thread).
+            guard let abi = cursor.u64() else { return nil }
+            if abi != 0 {
+                guard let registers = cursor.u64Array(UserRegisters.count) else { return nil }
+                sample.userRegisters = registers
+            }
+            // STACK_USER: size, the bytes, then how many of them are valid.
+            guard let size = cursor.u64(), size <= 65536, let stack = cursor.bytes(Int(size)) else { return nil }
+            if size > 0 {
+                guard let valid = cursor.u64() else { return nil }
+                sample.userStack = Array(stack.prefix(Int(min(valid, size))))
+            }
+        }
+        return sample
     }
 }
 

@@ -14,18 +14,27 @@ public enum SamplingTarget {
 public struct SamplingOptions: Sendable {
     /// cpu-clock samples per second.
     public var frequency: UInt64 = 99
+    /// Bytes of user stack copied with each sample for DWARF unwinding; 0
+    /// captures neither registers nor stack (frame-pointer callchains only).
+    public var userStackBytes: UInt32 = 0
     /// Data pages per CPU ring buffer (a power of two); nil picks one from the frequency.
     public var ringPages: Int?
-    public init(frequency: UInt64 = 99, ringPages: Int? = nil) {
+
+    public static let maxUserStackBytes: UInt32 = 65528
+
+    public init(frequency: UInt64 = 99, userStackBytes: UInt32 = 0, ringPages: Int? = nil) {
         self.frequency = frequency
+        // The kernel wants a multiple of 8.
+        self.userStackBytes = min(userStackBytes, Self.maxUserStackBytes) & ~7
         self.ringPages = ringPages
     }
 
-    /// Enough room for about half a second of the deepest stacks at the chosen
-    /// rate, so a reader that drains every 100 ms loses nothing.
+    /// Enough room for about half a second of the deepest stacks (and stack
+    /// copies) at the chosen rate, so a reader that drains every 100 ms loses nothing.
     var effectiveRingPages: Int {
         if let pages = ringPages { return pages }
-        let bytesPerHalfSecond = Int(frequency) * 1100 / 2
+        let bytesPerSample = 1100 + (userStackBytes > 0 ? Int(userStackBytes) + 200 : 0)
+        let bytesPerHalfSecond = Int(frequency) * bytesPerSample / 2
         var pages = 128
         while pages * 4096 < bytesPerHalfSecond { pages *= 2 }
         return pages
@@ -42,6 +51,7 @@ public final class SamplingSession {
     private var fds: [Int32] = []
     private var rings: [RingBuffer] = []
     private var pending: [PerfRecord] = []
+    private let parser: PerfRecordParser
     /// Records the kernel could not write because a ring was full.
     public private(set) var lostRecords: UInt64 = 0
 
@@ -53,7 +63,13 @@ public final class SamplingSession {
         }
         var config = cperf_options()
         config.frequency = options.frequency
-        config.sample_type = PerfRecordParser.sampleType
+        config.sample_type = PerfRecordParser.baseSampleType
+        if options.userStackBytes > 0 {
+            config.sample_type |= PerfRecordParser.stackSampleType
+            config.sample_regs_user = UserRegisters.mask
+            config.sample_stack_user = options.userStackBytes
+        }
+        parser = PerfRecordParser(capturesStacks: options.userStackBytes > 0)
         config.sample_max_stack = 127
         config.track_tasks = 1
         config.wakeup_watermark = UInt32(options.effectiveRingPages * 4096 / 2)
@@ -140,7 +156,7 @@ public final class SamplingSession {
         pending = []
         for ring in rings {
             ring.drain { bytes in
-                guard let record = PerfRecordParser.parse(bytes) else { return }
+                guard let record = parser.parse(bytes) else { return }
                 if case .lost(let count, _) = record { lostRecords += count }
                 batch.append(record)
             }

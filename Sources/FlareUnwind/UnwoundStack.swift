@@ -23,10 +23,12 @@ public struct UnwoundStack: Sendable {
     /// Why the walk stopped early, if it did; shown as a marker frame.
     public var truncation: Truncation?
 
-    public enum Truncation: String, Sendable {
+    public enum Truncation: String, Sendable, CaseIterable {
         case depthLimit = "[truncated: depth limit]"
         case noUnwindInfo = "[truncated: no unwind info]"
         case badFrame = "[truncated: bad frame]"
+        case stackCopyTooSmall = "[truncated: stack copy too small]"
+        case unsupportedCFI = "[truncated: unsupported CFI]"
     }
 
     public init(frames: [UnwoundFrame], truncation: Truncation? = nil) {

@@ -39,9 +39,14 @@ if ! "$py" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http,
     "$py" -m pip install -q --disable-pip-version-check opentelemetry-sdk opentelemetry-exporter-otlp-proto-http >&2 \
         || fail_setup "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http"
 fi
-# Reinstalled every run so the entry point test sees the working tree's code.
-"$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$repo/clients/python" >&2 \
+# Reinstalled every run so the entry point test sees the working tree's code;
+# built from a copy because setuptools leaves build/ and *.egg-info beside
+# the sources.
+pkg="$(mktemp -d)"
+trap 'rm -rf "$pkg"' EXIT
+cp "$repo"/clients/python/{pyproject.toml,flare_context.py,flare_otel.py} "$pkg"/
+"$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$pkg" >&2 \
     || fail_setup "pip install clients/python"
 
 cd "$here"
-exec "$py" "$here/test_context.py" "$@"
+"$py" "$here/test_context.py" "$@"

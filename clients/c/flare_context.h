@@ -244,11 +244,11 @@ static inline uint32_t flare__env_u32(const char *name, uint32_t fallback) {
 }
 
 /*
- * Creates a discoverable private mapping: a memfd first, so /proc/PID/maps
- * names it on every kernel, then an anonymous mapping named with
- * PR_SET_VMA_ANON_NAME. MADV_DONTFORK keeps children from inheriting a
- * mapping that describes the parent's threads. Returns NULL when the mapping
- * could not be made or could not be made findable.
+ * Creates a mapping readers can find by name: a memfd first, which
+ * /proc/PID/maps names on every kernel, else anonymous memory named with
+ * PR_SET_VMA_ANON_NAME (Linux 5.17+ with CONFIG_ANON_VMA_NAME). MADV_DONTFORK
+ * keeps children from inheriting a mapping that describes the parent.
+ * Returns NULL when the mapping could not be made, or not made findable.
  */
 static inline uint8_t *flare__map_named(const char *name, size_t size, int shared, int name_memfd) {
     void *p = MAP_FAILED;

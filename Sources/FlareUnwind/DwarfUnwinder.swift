@@ -1,0 +1,104 @@
+import FlareProcesses
+import FlareSampler
+
+/// Unwinds the user stack from the registers and stack copy in each sample,
+/// with compiled DWARF CFI tables, falling back to frame pointers where a
+/// module has no CFI. Kernel frames still come from the kernel's callchain.
+public struct DwarfUnwinder: StackUnwinder {
+    public let cache: UnwindTableCache
+    public let maxDepth: Int
+    private var kernelChain = FramePointerUnwinder()
+
+    public init(cache: UnwindTableCache = UnwindTableCache(), maxDepth: Int = 256) {
+        self.cache = cache
+        self.maxDepth = maxDepth
+    }
+
+    public mutating func unwind(_ sample: SampleRecord, process: ProcessState) -> UnwoundStack {
+        let kernelFrames = kernelChain.unwind(sample, process: process).frames.filter(\.isKernel)
+        guard sample.userRegisters.count == UserRegisters.count else {
+            // No user state: a kernel thread, or frame-pointer sampling.
+            return kernelFrames.isEmpty ? kernelChain.unwind(sample, process: process) : UnwoundStack(frames: kernelFrames)
+        }
+        var stack = unwindUser(registers: sample.userRegisters, stack: sample.userStack, process: process)
+        stack.frames.insert(contentsOf: kernelFrames, at: 0)
+        return stack
+    }
+
+    /// Walks the user stack. Every read is bounds-checked against the copy and
+    /// the stack pointer must grow at every step, so no input can make it loop.
+    func unwindUser(registers: [UInt64], stack: [UInt8], process: ProcessState) -> UnwoundStack {
+        var pc = registers[UserRegisters.ip]
+        var sp = registers[UserRegisters.sp]
+        var bp: UInt64? = registers[UserRegisters.bp]
+        let stackBase = sp
+        var frames: [UnwoundFrame] = []
+        frames.reserveCapacity(32)
+
+        func read(_ address: UInt64) -> UInt64? {
+            guard address >= stackBase, address &- stackBase <= UInt64(stack.count), address &- stackBase + 8 <= UInt64(stack.count) else {
+                return nil
+            }
+            let offset = Int(address - stackBase)
+            return stack.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
+        }
+
+        while true {
+            let isReturnAddress = !frames.isEmpty
+            frames.append(UnwoundFrame(address: pc, isKernel: false, isReturnAddress: isReturnAddress))
+            if frames.count >= maxDepth { return UnwoundStack(frames: frames, truncation: .depthLimit) }
+            let lookup = isReturnAddress ? pc - 1 : pc
+            guard let mapping = process.mapping(containing: lookup) else {
+                return UnwoundStack(frames: frames, truncation: .badFrame)
+            }
+            let row: UnwindTable.Row
+            if let table = cache.table(for: mapping, pid: process.pid) {
+                row = table.row(at: table.virtualAddress(fileOffset: mapping.fileOffset(of: lookup)))
+            } else {
+                row = .none
+            }
+
+            let cfa: UInt64
+            var returnAddressSlot: UInt64
+            var savedBPSlot: UInt64?
+            switch row.kind {
+            case .outermost:
+                return UnwoundStack(frames: frames)
+            case .cfaSP, .cfaBP, .plt:
+                let base: UInt64
+                switch row.kind {
+                case .cfaSP: base = sp
+                case .cfaBP:
+                    guard let bp else { return UnwoundStack(frames: frames, truncation: .badFrame) }
+                    base = bp
+                default: base = sp &+ ((pc & 15) >= 11 ? 8 : 0)
+                }
+                cfa = base &+ UInt64(bitPattern: Int64(row.cfaOffset))
+                returnAddressSlot = cfa &+ UInt64(bitPattern: Int64(row.raOffset))
+                if row.bpOffset != UnwindTable.Row.unchangedBP {
+                    savedBPSlot = cfa &+ UInt64(bitPattern: Int64(row.bpOffset))
+                }
+            case .none:
+                // No CFI here: trust the frame pointer, as perf does.
+                guard let frame = bp, frame >= sp else { return UnwoundStack(frames: frames, truncation: .noUnwindInfo) }
+                cfa = frame &+ 16
+                returnAddressSlot = frame &+ 8
+                savedBPSlot = frame
+            case .unsupported:
+                return UnwoundStack(frames: frames, truncation: .unsupportedCFI)
+            }
+
+            guard cfa > sp else { return UnwoundStack(frames: frames, truncation: .badFrame) }
+            guard let returnAddress = read(returnAddressSlot) else {
+                return UnwoundStack(frames: frames, truncation: .stackCopyTooSmall)
+            }
+            if let slot = savedBPSlot {
+                guard let saved = read(slot) else { return UnwoundStack(frames: frames, truncation: .stackCopyTooSmall) }
+                bp = saved
+            }
+            if returnAddress == 0 { return UnwoundStack(frames: frames) }
+            sp = cfa
+            pc = returnAddress
+        }
+    }
+}
