@@ -28,6 +28,13 @@ extension RecordResult {
                 + TextFormat.padRight(Self.terminalSafe(process.name), 24) + TextFormat.padLeft(String(process.samples), 8) + " samples")
         }
         if processes.count > top { lines.append("  … and \(processes.count - top) more") }
+        if !truncatedStacks.isEmpty {
+            lines.append("")
+            lines.append("Incomplete stacks (they end in a marker frame):")
+            for (reason, count) in truncatedStacks.sorted(by: { $0.value > $1.value }) {
+                lines.append("  " + TextFormat.padLeft(String(count), 8) + "  " + reason)
+            }
+        }
         if !unreadableFiles.isEmpty {
             lines.append("")
             lines.append("Files without symbols (their frames show as file+offset):")

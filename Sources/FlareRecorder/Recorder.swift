@@ -12,15 +12,30 @@ public struct RecordOptions: Sendable {
         case system
     }
 
+    /// How user stacks are walked.
+    public enum CallGraph: String, Sendable, CaseIterable {
+        /// DWARF CFI over a copy of the user stack: complete stacks through code
+        /// without frame pointers.
+        case dwarf
+        /// The kernel's frame-pointer callchain: cheapest, but stops or goes
+        /// wrong at the first function without a frame pointer.
+        case fp
+    }
+
     public var target: Target
     public var frequency: UInt64 = 99
     /// Seconds; nil records until the command or process exits, or Ctrl-C.
     public var duration: Double?
+    public var callGraph: CallGraph = .dwarf
+    /// Bytes of user stack copied per sample in DWARF mode.
+    public var stackBytes: UInt32 = 16384
 
-    public init(target: Target, frequency: UInt64 = 99, duration: Double? = nil) {
+    public init(target: Target, frequency: UInt64 = 99, duration: Double? = nil, callGraph: CallGraph = .dwarf, stackBytes: UInt32 = 16384) {
         self.target = target
         self.frequency = frequency
         self.duration = duration
+        self.callGraph = callGraph
+        self.stackBytes = stackBytes
     }
 }
 
@@ -45,6 +60,10 @@ public struct RecordResult: Sendable {
     /// Files whose symbols could not be read, and why.
     public var unreadableFiles: [String: String]
     public var stopReason: String
+    /// Samples whose stack ended in a truncation marker, by reason.
+    public var truncatedStacks: [String: Int]
+    /// Memory held by compiled unwind tables.
+    public var unwindTableBytes: Int
 }
 
 /// Runs a recording: opens the perf events, drains them until the target
@@ -54,7 +73,8 @@ public enum Recorder {
         let stopSignals = try StopSignals()
         let started = Linux.monotonicNanos()
         let startedWall = Linux.wallClockNanos()
-        let samplingOptions = SamplingOptions(frequency: options.frequency)
+        let samplingOptions = SamplingOptions(frequency: options.frequency,
+                                              userStackBytes: options.callGraph == .dwarf ? options.stackBytes : 0)
 
         var command: LaunchedCommand?
         let session: SamplingSession
@@ -81,7 +101,24 @@ public enum Recorder {
         }
 
         let symbolizer = Symbolizer()
-        var pipeline = SamplePipeline(unwinder: FramePointerUnwinder(), symbolizer: symbolizer)
+        let unwindTables = UnwindTableCache()
+        switch options.callGraph {
+        case .dwarf:
+            var pipeline = SamplePipeline(unwinder: DwarfUnwinder(cache: unwindTables), symbolizer: symbolizer)
+            return try run(&pipeline, session: session, command: command, options: options, stopSignals: stopSignals,
+                           started: started, startedWall: startedWall, symbolizer: symbolizer, unwindTables: unwindTables)
+        case .fp:
+            var pipeline = SamplePipeline(unwinder: FramePointerUnwinder(), symbolizer: symbolizer)
+            return try run(&pipeline, session: session, command: command, options: options, stopSignals: stopSignals,
+                           started: started, startedWall: startedWall, symbolizer: symbolizer, unwindTables: unwindTables)
+        }
+    }
+
+    /// Drains the session into the pipeline until a stop condition, then builds the result.
+    private static func run<U: StackUnwinder>(
+        _ pipeline: inout SamplePipeline<U>, session: SamplingSession, command: LaunchedCommand?, options: RecordOptions,
+        stopSignals: StopSignals, started: UInt64, startedWall: Int64, symbolizer: Symbolizer, unwindTables: UnwindTableCache
+    ) throws(SamplerError) -> RecordResult {
         let deadline = options.duration.map { started + UInt64($0 * 1e9) }
         var stopReason = "stopped"
         var pollFDs = session.pollDescriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
@@ -125,10 +162,13 @@ public enum Recorder {
             RecordResult.ProcessSeen(pid: pid, name: pipeline.processes.processes[pid]?.name ?? "?", samples: count)
         }.sorted { ($0.samples, $1.pid) > ($1.samples, $0.pid) }
 
+        var unreadable = symbolizer.failures
+        for (path, reason) in unwindTables.failures where unreadable[path] == nil { unreadable[path] = reason }
         return RecordResult(profile: assembler.profile, samples: pipeline.aggregator.sampleCount,
                             lostRecords: session.lostRecords, durationSeconds: elapsed, frequency: options.frequency,
                             processes: processes, commandExitStatus: command?.exitStatus,
-                            flareCPUSeconds: ownCPUSeconds(), unreadableFiles: symbolizer.failures, stopReason: stopReason)
+                            flareCPUSeconds: ownCPUSeconds(), unreadableFiles: unreadable, stopReason: stopReason,
+                            truncatedStacks: pipeline.truncatedStacks, unwindTableBytes: unwindTables.memoryBytes)
     }
 
     static func ownCPUSeconds() -> Double {

@@ -12,6 +12,7 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
     var unwinder: Unwinder
     var aggregator = StackAggregator()
     private(set) var lostRecords: UInt64 = 0
+    private(set) var truncatedStacks: [String: Int] = [:]
     private(set) var samplesByPid: [Int32: Int] = [:]
     private(set) var firstSampleTime: UInt64 = 0
     private(set) var lastSampleTime: UInt64 = 0
@@ -56,6 +57,7 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
             }
         }
         if let truncation {
+            truncatedStacks[truncation.rawValue, default: 0] += 1
             frames.append(FrameKey(module: ModuleRegistry.markerID, address: UInt64(truncation.markerIndex)))
         }
         aggregator.add(frames: frames, pid: sample.pid, tid: sample.tid,

@@ -14,8 +14,12 @@ public final class ElfImage: @unchecked Sendable {
     public let path: String
     public let buildID: [UInt8]?
     public let segments: [Segment]
-    public let symbols: SymbolTable
-    public let hasSymtab: Bool
+    public private(set) var symbols: SymbolTable
+    public private(set) var hasSymtab: Bool
+    /// The separate debug file's name from `.gnu_debuglink`, if any.
+    public let debugLink: String?
+    /// Where the symbols came from, when not from this file (separate debug info).
+    public private(set) var symbolSource: String?
 
     public struct OpenError: Error, CustomStringConvertible {
         public let description: String
@@ -57,10 +61,19 @@ public final class ElfImage: @unchecked Sendable {
 
         var collected = SymbolTable.Builder()
         var sawSymtab = false
+        var link: String?
+        var stringsIndex = 0
+        if elf_getshdrstrndx(elf, &stringsIndex) != 0 { stringsIndex = 0 }
         var section = elf_nextscn(elf, nil)
         while let scn = section {
             defer { section = elf_nextscn(elf, scn) }
             var header = GElf_Shdr()
+            if gelf_getshdr(scn, &header) != nil, stringsIndex != 0,
+               let name = elf_strptr(elf, stringsIndex, Int(header.sh_name)), strcmp(name, ".gnu_debuglink") == 0,
+               let data = elf_getdata(scn, nil), let bytes = data.pointee.d_buf, data.pointee.d_size > 4 {
+                let raw = UnsafeRawBufferPointer(start: bytes, count: data.pointee.d_size)
+                link = String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
             guard gelf_getshdr(scn, &header) != nil,
                   header.sh_type == UInt32(SHT_SYMTAB) || header.sh_type == UInt32(SHT_DYNSYM),
                   header.sh_entsize > 0, let data = elf_getdata(scn, nil) else { continue }
@@ -72,11 +85,22 @@ public final class ElfImage: @unchecked Sendable {
                 let type = Int32(symbol.st_info & 0xf)
                 guard type == STT_FUNC || type == STT_GNU_IFUNC, symbol.st_shndx != UInt16(SHN_UNDEF), symbol.st_value != 0,
                       let name = elf_strptr(elf, Int(header.sh_link), Int(symbol.st_name)) else { continue }
-                collected.add(start: symbol.st_value, size: symbol.st_size, name: UnsafeRawBufferPointer(start: name, count: strlen(name)))
+                collected.add(start: symbol.st_value, size: symbol.st_size, name: UnsafeRawBufferPointer(start: name, count: strlen(name)),
+                              isGlobal: symbol.st_info >> 4 == UInt8(STB_GLOBAL))
             }
         }
         hasSymtab = sawSymtab
         symbols = SymbolTable(collected)
+        debugLink = link.flatMap { $0.isEmpty || $0.contains("/") ? nil : $0 }
+    }
+
+    /// Takes the symbols of this file's separate debug file (same link-time
+    /// addresses), which has the full `.symtab` a stripped file lacks.
+    func adoptSymbols(from debugFile: ElfImage) {
+        guard debugFile.symbols.count > symbols.count else { return }
+        symbols = debugFile.symbols
+        hasSymtab = debugFile.hasSymtab
+        symbolSource = debugFile.path
     }
 
     /// The link-time virtual address of a file offset, through the PT_LOAD

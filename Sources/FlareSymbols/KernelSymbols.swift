@@ -16,12 +16,14 @@ public struct KernelSymbols: Sendable {
                 var end: UnsafeMutablePointer<CChar>?
                 let address = strtoull(text, &end, 16)
                 guard address != 0, let typePointer = end, typePointer[0] == 0x20 else { continue }
-                let type = UInt8(bitPattern: typePointer[1]) | 0x20  // lowercase
+                let rawType = UInt8(bitPattern: typePointer[1])
+                let type = rawType | 0x20  // lowercase
                 guard type == UInt8(ascii: "t") || type == UInt8(ascii: "w"), typePointer[2] == 0x20 else { continue }
                 let name = typePointer + 3
                 var length = 0
                 while name[length] != 0 && name[length] != 0x0a && name[length] != 0x09 { length += 1 }
-                symbols.add(start: address, size: 0, name: UnsafeRawBufferPointer(start: name, count: length))
+                symbols.add(start: address, size: 0, name: UnsafeRawBufferPointer(start: name, count: length),
+                            isGlobal: rawType == UInt8(ascii: "T"))
             }
             free(line)
         }

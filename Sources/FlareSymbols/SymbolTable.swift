@@ -8,14 +8,20 @@ public struct SymbolTable: Sendable {
     public struct Builder {
         fileprivate var starts: [UInt64] = []
         fileprivate var sizes: [UInt64] = []
+        fileprivate var preference: [Int32] = []
         fileprivate var nameOffsets: [UInt32] = []
         fileprivate var names: [UInt8] = []
 
         public init() {}
 
-        public mutating func add(start: UInt64, size: UInt64, name: UnsafeRawBufferPointer) {
+        /// - Parameter isGlobal: global symbols win over local and weak aliases at one address.
+        public mutating func add(start: UInt64, size: UInt64, name: UnsafeRawBufferPointer, isGlobal: Bool = false) {
             starts.append(start)
             sizes.append(size)
+            // Among aliases, name the one perf would: global first, then fewer
+            // leading underscores, then the longer name.
+            let underscores = name.prefix { $0 == UInt8(ascii: "_") }.count
+            preference.append((isGlobal ? 1_000_000 : 0) - Int32(min(underscores, 9)) * 10_000 + Int32(min(name.count, 9_999)))
             nameOffsets.append(UInt32(names.count))
             names.append(contentsOf: name)
         }
@@ -32,14 +38,13 @@ public struct SymbolTable: Sendable {
     private let nameEnds: [UInt32]
     private let names: [UInt8]
 
-    /// Sorts the symbols, keeps one of several aliases at an address (the
-    /// largest), and gives zero-sized ones (common in assembly and in kallsyms)
+    /// Sorts the symbols, keeps one of several aliases at an address, and gives zero-sized ones (common in assembly and in kallsyms)
     /// the room up to the next symbol.
     public init(_ builder: Builder) {
         let count = builder.starts.count
         var order = Array(0..<count)
         order.sort { a, b in
-            builder.starts[a] != builder.starts[b] ? builder.starts[a] < builder.starts[b] : builder.sizes[a] > builder.sizes[b]
+            builder.starts[a] != builder.starts[b] ? builder.starts[a] < builder.starts[b] : builder.preference[a] > builder.preference[b]
         }
         var starts: [UInt64] = []
         var ends: [UInt64] = []
@@ -49,7 +54,12 @@ public struct SymbolTable: Sendable {
         ends.reserveCapacity(count)
         nameStarts.reserveCapacity(count)
         nameEnds.reserveCapacity(count)
-        for index in order where starts.last != builder.starts[index] {
+        for index in order {
+            if starts.last == builder.starts[index] {
+                // An alias: keep the preferred name, but the largest extent.
+                ends[ends.count - 1] = max(ends[ends.count - 1], builder.starts[index] &+ builder.sizes[index])
+                continue
+            }
             starts.append(builder.starts[index])
             ends.append(builder.starts[index] &+ builder.sizes[index])
             nameStarts.append(builder.nameOffsets[index])

@@ -10,7 +10,13 @@ public final class Symbolizer {
     /// Files that could not be opened, with the reason, for the summary.
     public private(set) var failures: [String: String] = [:]
 
-    public init(kallsymsPath: String = "/proc/kallsyms") { self.kallsymsPath = kallsymsPath }
+    /// Where separate debug files live (Debian's -dbg and -dbgsym packages).
+    private let debugRoot: String
+
+    public init(kallsymsPath: String = "/proc/kallsyms", debugRoot: String = "/usr/lib/debug") {
+        self.kallsymsPath = kallsymsPath
+        self.debugRoot = debugRoot
+    }
 
     /// The parsed ELF for a mapping, trying each candidate path in turn (a
     /// deleted file is still reachable through /proc/PID/map_files while the
@@ -28,7 +34,17 @@ public final class Symbolizer {
             }
         }
         if let image = opened, let id = image.buildID {
-            if let shared = imagesByBuildID[id] { opened = shared } else { imagesByBuildID[id] = image }
+            if let shared = imagesByBuildID[id] {
+                opened = shared
+            } else {
+                imagesByBuildID[id] = image
+                if !image.hasSymtab, let debugFile = DebugInfoLocator(root: debugRoot).find(for: image, originalPath: candidates.last) {
+                    image.adoptSymbols(from: debugFile)
+                }
+            }
+        } else if let image = opened, !image.hasSymtab,
+                  let debugFile = DebugInfoLocator(root: debugRoot).find(for: image, originalPath: candidates.last) {
+            image.adoptSymbols(from: debugFile)
         }
         if opened == nil, let first = candidates.last { failures[first] = lastError }
         imagesByIdentity[identity] = opened
@@ -38,6 +54,8 @@ public final class Symbolizer {
     /// The demangled function containing a file offset of `image`.
     public func function(in image: ElfImage, fileOffset: UInt64) -> String? {
         guard let symbol = image.symbols.lookup(image.virtualAddress(fileOffset: fileOffset)) else { return nil }
+        // "name@@GLIBC_2.34": the symbol version is not part of the function's name.
+        if let at = symbol.firstIndex(of: "@"), at != symbol.startIndex { return demangle(String(symbol[..<at])) }
         return demangle(symbol)
     }
 

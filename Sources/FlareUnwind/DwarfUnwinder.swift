@@ -25,6 +25,14 @@ public struct DwarfUnwinder: StackUnwinder {
         return stack
     }
 
+    /// Whether the word on top of the stack, rather than the frame pointer's
+    /// return slot, is the leaf's return address: true when the frame-pointer
+    /// slot holds the same return address one frame up (the leaf pushed no frame).
+    private func looksLikeFramelessLeaf(_ top: UInt64, bp: UInt64?, read: (UInt64) -> UInt64?) -> Bool {
+        guard let bp, let viaFramePointer = read(bp &+ 8) else { return true }
+        return viaFramePointer != top
+    }
+
     /// Walks the user stack. Every read is bounds-checked against the copy and
     /// the stack pointer must grow at every step, so no input can make it loop.
     func unwindUser(registers: [UInt64], stack: [UInt8], process: ProcessState) -> UnwoundStack {
@@ -79,11 +87,19 @@ public struct DwarfUnwinder: StackUnwinder {
                     savedBPSlot = cfa &+ UInt64(bitPattern: Int64(row.bpOffset))
                 }
             case .none:
-                // No CFI here: trust the frame pointer, as perf does.
-                guard let frame = bp, frame >= sp else { return UnwoundStack(frames: frames, truncation: .noUnwindInfo) }
-                cfa = frame &+ 16
-                returnAddressSlot = frame &+ 8
-                savedBPSlot = frame
+                if !isReturnAddress, let top = read(sp), top > 4096, process.mapping(containing: top - 1) != nil,
+                   bp.map({ $0 < sp || $0 > sp &+ 4096 }) ?? true || looksLikeFramelessLeaf(top, bp: bp, read: read) {
+                    // A leaf without CFI (compilers omit FDEs for nounwind code)
+                    // that pushed nothing: its return address is on top of the stack.
+                    cfa = sp &+ 8
+                    returnAddressSlot = sp
+                } else {
+                    // No CFI here: trust the frame pointer, as perf does.
+                    guard let frame = bp, frame >= sp else { return UnwoundStack(frames: frames, truncation: .noUnwindInfo) }
+                    cfa = frame &+ 16
+                    returnAddressSlot = frame &+ 8
+                    savedBPSlot = frame
+                }
             case .unsupported:
                 return UnwoundStack(frames: frames, truncation: .unsupportedCFI)
             }

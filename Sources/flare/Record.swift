@@ -4,6 +4,8 @@ import FlareRecorder
 import FlareSampler
 import Glibc
 
+extension RecordOptions.CallGraph: ExpressibleByArgument {}
+
 struct Record: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Profile a command, a running process, or the whole machine.",
@@ -31,6 +33,12 @@ struct Record: ParsableCommand {
 
     @Flag(name: [.customShort("a"), .customLong("all")], help: "Profile every process on every CPU.")
     var allProcesses = false
+
+    @Option(help: "How to walk user stacks: dwarf (complete stacks through code without frame pointers) or fp (frame pointers only, cheapest).")
+    var callGraph: RecordOptions.CallGraph = .dwarf
+
+    @Option(help: "Bytes of user stack copied per sample for --call-graph dwarf (8 to 65528).")
+    var stackSize: UInt32 = 16384
 
     @Option(name: [.customShort("o"), .long], help: "Write the profile to this file (pprof .pb.gz unless --format says otherwise).")
     var output: String?
@@ -66,6 +74,9 @@ struct Record: ParsableCommand {
                 throw SamplerError.frequencyOutOfRange(requested: frequency, maximum: Linux.maxSampleRate)
             }
             if let output { try OutputFile.checkWritable(output) }
+            guard stackSize >= 8 && stackSize <= SamplingOptions.maxUserStackBytes else {
+                throw InputError(description: "--stack-size \(stackSize) is out of range: use 8 to \(SamplingOptions.maxUserStackBytes) bytes")
+            }
             return try duration.map(Self.parseDuration)
         } catch {
             printError("\(error)")
@@ -76,7 +87,8 @@ struct Record: ParsableCommand {
     func run() throws {
         let target: RecordOptions.Target
         if let pid { target = .process(pid) } else if allProcesses { target = .system } else { target = .command(command) }
-        let options = RecordOptions(target: target, frequency: frequency, duration: try checkInputs())
+        let options = RecordOptions(target: target, frequency: frequency, duration: try checkInputs(),
+                                    callGraph: callGraph, stackBytes: stackSize)
         let result: RecordResult
         do {
             result = try Recorder.record(options)

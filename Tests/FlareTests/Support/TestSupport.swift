@@ -66,7 +66,7 @@ enum TestSupport {
     static func compileC(_ source: String, output: String? = nil, flags: [String] = ["-O0", "-fno-omit-frame-pointer"]) throws -> String {
         let name = output ?? String(source.split(separator: ".").first!)
         let binary = scratch.appendingPathComponent(name).path
-        let result = try run("/usr/bin/gcc", flags + ["-pthread", "-o", binary, workloadSources.appendingPathComponent(source).path])
+        let result = try run("/usr/bin/gcc", ["-pthread", "-o", binary, workloadSources.appendingPathComponent(source).path] + flags)
         guard result.status == 0 else { throw TestFailure("gcc \(source) failed: \(result.stderr)") }
         return binary
     }

@@ -1,0 +1,105 @@
+import FlareProfile
+import Foundation
+import Testing
+
+/// Complete stacks through code without frame pointers, checked against
+/// `perf record --call-graph dwarf` on the same workloads.
+@Suite("DWARF unwinding", .serialized)
+struct DwarfUnwindTests {
+    static let frequency = "999"
+    static let optimized = ["-O2", "-fomit-frame-pointer"]
+
+    /// Records with Flare (DWARF call graphs) and with perf, and checks that
+    /// every stack holding at least 1% of either profile has the same frame
+    /// sequence and a share within ±5 points in both; returns Flare's stacks.
+    @discardableResult
+    static func compareWithPerf(_ command: [String]) throws -> [String: Int] {
+        let flare = try TestSupport.flare(["record", "-F", frequency, "--format", "folded", "-q", "--"] + command)
+        #expect(flare.status == 0, "\(flare.stderr)")
+        let ours = PerfScript.normalizedFolded(flare.stdout)
+        let theirs = try PerfScript.dwarfStacks(command, frequency: frequency)
+        let ourTotal = Double(ours.values.reduce(0, +))
+        let theirTotal = Double(theirs.values.reduce(0, +))
+        #expect(ourTotal > 300 && theirTotal > 300)
+        func share(_ stacks: [String: Int], _ key: String, _ total: Double) -> Double { Double(stacks[key] ?? 0) * 100 / total }
+        let significant = Set(
+            theirs.filter { Double($0.value) * 100 / theirTotal >= 1 }.keys.sorted { theirs[$0]! > theirs[$1]! }.prefix(20)
+            + ours.filter { Double($0.value) * 100 / ourTotal >= 1 }.keys.sorted { ours[$0]! > ours[$1]! }.prefix(20)
+        )
+        #expect(!significant.isEmpty)
+        for stack in significant {
+            let a = share(ours, stack, ourTotal)
+            let b = share(theirs, stack, theirTotal)
+            #expect(abs(a - b) <= 5, "stack \(stack): flare \(a)% vs perf \(b)%")
+        }
+        return ours
+    }
+
+    /// Share of samples whose stack runs from `_start` through `root`.
+    static func completeShare(_ stacks: [String: Int], through root: String = "main") -> Double {
+        let total = Double(stacks.values.reduce(0, +))
+        let complete = stacks.filter { $0.key.hasPrefix("_start;") && $0.key.split(separator: ";").contains(Substring(root)) }
+        return Double(complete.values.reduce(0, +)) * 100 / total
+    }
+
+    @Test func deepLeafWithoutFramePointers() throws {
+        let binary = try TestSupport.compileC("deep_nofp.c", flags: Self.optimized)
+        let stacks = try Self.compareWithPerf([binary, "1200"])
+        #expect(Self.completeShare(stacks) >= 95)
+        let hot = stacks.filter { $0.key.hasSuffix("main;level_one;level_two;level_three;leaf_hot") }
+        #expect(Double(hot.values.reduce(0, +)) >= 0.9 * Double(stacks.values.reduce(0, +)))
+    }
+
+    @Test func throughLibcQsortAndBsearch() throws {
+        let binary = try TestSupport.compileC("libc_sort.c", flags: Self.optimized)
+        let stacks = try Self.compareWithPerf([binary, "60"])
+        #expect(Self.completeShare(stacks) >= 95)
+        #expect(stacks.keys.contains { $0.contains(";qsort_r;") && $0.hasSuffix(";compare_keys") })
+        #expect(stacks.keys.contains { $0.contains(";bsearch;") || $0.contains(";search_batch;compare_keys") })
+    }
+
+    @Test func twoHundredDeepRecursion() throws {
+        let binary = try TestSupport.compileC("recursion.c", flags: Self.optimized)
+        let stacks = try Self.compareWithPerf([binary, "1500"])
+        #expect(Self.completeShare(stacks) >= 95)
+        let full = stacks.filter { $0.key.components(separatedBy: ";recurse").count - 1 == 201 }
+        #expect(Double(full.values.reduce(0, +)) >= 0.9 * Double(stacks.values.reduce(0, +)))
+    }
+
+    @Test func intoADlopenedLibrary() throws {
+        let plugin = TestSupport.temporaryPath("plugin.so")
+        let built = try TestSupport.run("/usr/bin/gcc", Self.optimized + ["-shared", "-fPIC", "-o", plugin,
+                                                                        TestSupport.workloadSources.appendingPathComponent("plugin.c").path])
+        #expect(built.status == 0, "\(built.stderr)")
+        let host = try TestSupport.compileC("dlopen_host.c", flags: Self.optimized + ["-ldl"])
+        let stacks = try Self.compareWithPerf([host, plugin, "1200"])
+        #expect(Self.completeShare(stacks) >= 95)
+        #expect(stacks.keys.contains { $0.hasSuffix("main;call_plugin;plugin_entry;plugin_hot") })
+    }
+
+    /// A Swift program (built as `swift build` does in debug; at -O, leaf
+    /// functions have neither CFI nor a frame, and perf stops there too).
+    @Test func swiftProgram() throws {
+        let binary = try TestSupport.compileSwift("hot.swift")
+        let flare = try TestSupport.flare(["record", "-F", Self.frequency, "--format", "folded", "-q", "--", binary, "3000"])
+        #expect(flare.status == 0)
+        let stacks = PerfScript.normalizedFolded(flare.stdout)
+        #expect(Self.completeShare(stacks) >= 95, "\(stacks.sorted { $0.value > $1.value }.prefix(3))")
+        #expect(stacks.keys.contains { $0.hasSuffix(";main;hot.hotLoop(Swift.Int, Swift.Int) -> Swift.Int") })
+    }
+
+    @Test func framePointerModeStillWorks() throws {
+        let binary = try TestSupport.compileC("proportions.c")
+        let flare = try TestSupport.flare(["record", "-F", Self.frequency, "--call-graph", "fp", "--format", "folded", "-q", "--", binary, "100"])
+        #expect(flare.status == 0)
+        #expect(flare.stdout.contains("main;work_forty "))
+    }
+
+    @Test func aTinyStackCopyEndsInAMarker() throws {
+        let binary = try TestSupport.compileC("recursion.c", output: "recursion_small", flags: Self.optimized)
+        let flare = try TestSupport.flare(["record", "-F", Self.frequency, "--stack-size", "512", "--format", "folded", "--", binary, "300"])
+        #expect(flare.status == 0)
+        #expect(flare.stdout.contains("[truncated: stack copy too small];recurse"))
+        #expect(flare.stderr.contains("[truncated: stack copy too small]"))
+    }
+}
