@@ -55,6 +55,13 @@ public struct ProfileBuilder {
         return mapping.id
     }
 
+    /// Changes a mapping already added (its flags are known only once its
+    /// locations have been symbolized).
+    public mutating func updateMapping(_ id: UInt64, _ update: (inout Profile.Mapping) -> Void) {
+        guard id >= 1 && id <= UInt64(profile.mappings.count) else { return }
+        update(&profile.mappings[Int(id - 1)])
+    }
+
     public mutating func location(mappingID: UInt64, address: UInt64, lines: [Profile.Line]) -> UInt64 {
         let key = LocationKey(mappingID: mappingID, address: address, lines: lines)
         if let id = locationIndex[key] { return id }

@@ -33,31 +33,55 @@ struct ProfileAssembler {
         }
     }
 
-    var profile: Profile { builder.profile }
-
     private mutating func location(for frame: FrameKey) -> UInt64 {
         if let id = locationIDs[frame] { return id }
         let module = registry.modules[Int(frame.module)]
         let mappingID = mapping(for: module)
-        let name: String
+        var frames: [SourceFrame]
         var address = frame.address
+        let unnamed = SourceFrame(function: module.displayName + "+0x" + String(frame.address, radix: 16), file: "", line: 0)
         switch module.kind {
         case .kernel:
-            name = symbolizer.kernelFunction(frame.address) ?? "[kernel]+0x" + String(frame.address, radix: 16)
+            frames = [SourceFrame(function: symbolizer.kernelFunction(frame.address) ?? "[kernel]+0x" + String(frame.address, radix: 16),
+                                  file: "", line: 0)]
         case .elf(let image):
-            name = image.flatMap { symbolizer.function(in: $0, fileOffset: frame.address) }
-                ?? module.displayName + "+0x" + String(frame.address, radix: 16)
+            frames = image.flatMap { symbolizer.frames(in: $0, fileOffset: frame.address) } ?? [unnamed]
             address = module.base &+ frame.address
         case .anonymous:
-            name = module.displayName + "+0x" + String(frame.address, radix: 16)
+            frames = [unnamed]
         case .marker:
-            name = UnwoundStack.Truncation.all[Int(frame.address)].rawValue
+            frames = [SourceFrame(function: UnwoundStack.Truncation.all[Int(frame.address)].rawValue, file: "", line: 0)]
             address = 0
         }
-        let function = builder.function(name: name)
-        let id = builder.location(mappingID: mappingID, address: address, lines: [.init(functionID: function)])
+        let lines = frames.map { Profile.Line(functionID: builder.function(name: $0.function, file: $0.file), line: $0.line) }
+        var flags = mappingFlags[mappingID, default: MappingFlags()]
+        flags.named = flags.named || frames.first.map { $0.function != unnamed.function } ?? false
+        flags.files = flags.files || frames.contains { !$0.file.isEmpty }
+        flags.lines = flags.lines || frames.contains { $0.line > 0 }
+        flags.inlines = flags.inlines || frames.count > 1
+        mappingFlags[mappingID] = flags
+        let id = builder.location(mappingID: mappingID, address: address, lines: lines)
         locationIDs[frame] = id
         return id
+    }
+
+    /// What the symbolized locations of a mapping turned out to have, for
+    /// pprof's has_functions / has_filenames / has_line_numbers / has_inline_frames.
+    private struct MappingFlags { var named = false, files = false, lines = false, inlines = false }
+    private var mappingFlags: [UInt64: MappingFlags] = [:]
+
+    /// The profile, with each mapping's has_* flags set from what was found.
+    var profile: Profile {
+        var builder = builder
+        for (id, flags) in mappingFlags {
+            builder.updateMapping(id) { mapping in
+                mapping.hasFunctions = flags.named
+                mapping.hasFilenames = flags.files
+                mapping.hasLineNumbers = flags.lines
+                mapping.hasInlineFrames = flags.inlines
+            }
+        }
+        return builder.profile
     }
 
     private mutating func mapping(for module: Module) -> UInt64 {
@@ -66,15 +90,7 @@ struct ProfileAssembler {
             mapping.filename = builder.intern(module.path)
             mapping.memoryStart = module.base
             mapping.memoryLimit = module.limit
-            switch module.kind {
-            case .elf(let image?):
-                mapping.buildID = builder.intern(image.buildIDHex)
-                mapping.hasFunctions = !image.symbols.isEmpty
-            case .kernel:
-                mapping.hasFunctions = true
-            default:
-                break
-            }
+            if case .elf(let image?) = module.kind { mapping.buildID = builder.intern(image.buildIDHex) }
         }
         mappingIDs[module.id] = id
         return id

@@ -18,6 +18,9 @@ public final class ElfImage: @unchecked Sendable {
     public private(set) var hasSymtab: Bool
     /// The separate debug file's name from `.gnu_debuglink`, if any.
     public let debugLink: String?
+    /// The path the process mapped it from (`path` may be a /proc alias):
+    /// where `.gnu_debuglink` names are looked up.
+    public internal(set) var originalPath: String?
     /// Where the symbols came from, when not from this file (separate debug info).
     public private(set) var symbolSource: String?
 

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Names for addresses, with the parsed files cached so that a library mapped
 /// by many processes is read once: by identity (build-id, or device, inode and
 /// path) and then by build-id across paths.
@@ -38,17 +40,56 @@ public final class Symbolizer {
                 opened = shared
             } else {
                 imagesByBuildID[id] = image
+                image.originalPath = candidates.last
                 if !image.hasSymtab, let debugFile = DebugInfoLocator(root: debugRoot).find(for: image, originalPath: candidates.last) {
                     image.adoptSymbols(from: debugFile)
                 }
             }
-        } else if let image = opened, !image.hasSymtab,
-                  let debugFile = DebugInfoLocator(root: debugRoot).find(for: image, originalPath: candidates.last) {
-            image.adoptSymbols(from: debugFile)
+        } else if let image = opened {
+            image.originalPath = candidates.last
+            if !image.hasSymtab, let debugFile = DebugInfoLocator(root: debugRoot).find(for: image, originalPath: candidates.last) {
+                image.adoptSymbols(from: debugFile)
+            }
         }
         if opened == nil, let first = candidates.last { failures[first] = lastError }
         imagesByIdentity[identity] = opened
         return opened
+    }
+
+    private var sourceLines: [ObjectIdentifier: SourceLines?] = [:]
+
+    /// The frames at a file offset of `image`, innermost inlined call first:
+    /// DWARF names, files and lines where debug info exists (in the file or a
+    /// separate debug file), with the physical function named by its ELF
+    /// symbol, as perf names it; nil if nothing names the address.
+    public func frames(in image: ElfImage, fileOffset: UInt64) -> [SourceFrame]? {
+        let symbol = function(in: image, fileOffset: fileOffset)
+        guard let lines = debugInfo(for: image), var frames = lines.frames(at: image.virtualAddress(fileOffset: fileOffset)) else {
+            return symbol.map { [SourceFrame(function: $0, file: "", line: 0)] }
+        }
+        for i in frames.indices { frames[i].function = demangle(frames[i].function) }
+        if let symbol { frames[frames.count - 1].function = symbol }
+        if frames.contains(where: { $0.function.isEmpty }) {
+            guard symbol != nil else { return nil }
+            frames = frames.filter { !$0.function.isEmpty }
+        }
+        return frames.isEmpty ? nil : frames
+    }
+
+    private func debugInfo(for image: ElfImage) -> SourceLines? {
+        let key = ObjectIdentifier(image)
+        if let cached = sourceLines[key] { return cached }
+        // The /proc alias the image was opened by may be gone once the process
+        // exits; the path it was mapped from usually is not.
+        var lines = SourceLines(path: image.path) ?? image.originalPath.flatMap { SourceLines(path: $0) }
+        if lines == nil {
+            let locator = DebugInfoLocator(root: debugRoot)
+            for path in locator.candidates(for: image, originalPath: image.originalPath) where access(path, R_OK) == 0 {
+                if let found = SourceLines(path: path) { lines = found; break }
+            }
+        }
+        sourceLines[key] = lines
+        return lines
     }
 
     /// The demangled function containing a file offset of `image`.

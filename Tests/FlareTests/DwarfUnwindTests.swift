@@ -103,3 +103,46 @@ struct DwarfUnwindTests {
         #expect(flare.stderr.contains("[truncated: stack copy too small]"))
     }
 }
+
+/// File and line from DWARF, and inlined calls as frames of their own.
+@Suite("DWARF symbolization", .serialized)
+struct DwarfSymbolizationTests {
+    @Test func pprofShowsTheHotLoopsLineAndTheInlinedFrame() throws {
+        let binary = try TestSupport.compileC("inlined.c", flags: ["-O2", "-g"])
+        let path = TestSupport.temporaryPath("inlined.pb.gz")
+        let flare = try TestSupport.flare(["record", "-F", "999", "-q", "-o", path, "--", binary, "1000"])
+        #expect(flare.status == 0, "\(flare.stderr)")
+        let source = try String(contentsOf: TestSupport.workloadSources.appendingPathComponent("inlined.c"), encoding: .utf8)
+        let hotLine = try #require(source.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("MIX_LOOP") }) + 1
+        let callLine = try #require(source.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("x = mix(x, n);") }) + 1
+
+        let lines = try TestSupport.run(try TestSupport.pprof(), ["-lines", "-top", "-nodecount=3", path])
+        #expect(lines.status == 0, "\(lines.stderr)")
+        let top = lines.stdout.split(separator: "\n").first { $0.contains("%") && $0.contains("inlined.c") }
+        #expect(top?.contains("mix") == true, "\(lines.stdout)")
+        #expect(top?.contains("inlined.c:\(hotLine)") == true, "\(lines.stdout)")
+        let plain = try TestSupport.run(try TestSupport.pprof(), ["-top", "-nodecount=3", path])
+        #expect(plain.stdout.contains("mix (inline)"), "\(plain.stdout)")
+
+        // The location holds both frames: mix at the loop, then churn at the call.
+        let profile = try Profile(pprofFile: [UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
+        let hot = try #require(profile.samples.max { $0.values[0] < $1.values[0] })
+        let frames = profile.frames(of: hot)
+        #expect(frames.count >= 3)
+        #expect(frames[0].function == "mix" && frames[0].line == Int64(hotLine))
+        #expect(frames[1].function == "churn" && frames[1].line == Int64(callLine))
+        #expect(frames[2].function == "main")
+        let mapping = try #require(profile.mappings.first { profile.string($0.filename) == binary })
+        #expect(mapping.hasFunctions && mapping.hasFilenames && mapping.hasLineNumbers && mapping.hasInlineFrames)
+    }
+
+    @Test func aStrippedBinaryStillUnwindsAndIsNamedByDynamicSymbols() throws {
+        let binary = try TestSupport.compileC("deep_nofp.c", output: "deep_stripped", flags: ["-O2", "-fomit-frame-pointer", "-rdynamic"])
+        let stripped = try TestSupport.run("/usr/bin/strip", ["--strip-all", binary])
+        #expect(stripped.status == 0)
+        let flare = try TestSupport.flare(["record", "-F", "999", "--format", "folded", "-q", "--", binary, "600"])
+        #expect(flare.status == 0)
+        // .eh_frame survives strip, and -rdynamic keeps the names in .dynsym.
+        #expect(flare.stdout.contains("main;level_one;level_two;level_three;leaf_hot "), "\(flare.stdout.prefix(500))")
+    }
+}
