@@ -16,7 +16,15 @@ public struct MappedFile: Sendable, Equatable {
 
     /// Whether the mapping is backed by a file we could open, rather than
     /// anonymous memory, the stack, the vdso or a JIT area.
-    public var isFileBacked: Bool { path.hasPrefix("/") && !path.hasPrefix("/memfd:") && !path.hasPrefix("/dev/") }
+    public var isFileBacked: Bool {
+        path.hasPrefix("/") && !isAnonymous && !path.hasPrefix("/memfd:") && !path.hasPrefix("/dev/")
+    }
+
+    /// Anonymous memory: no name in /proc/PID/maps, "//anon" in perf's MMAP2
+    /// records, or a name given with PR_SET_VMA_ANON_NAME.
+    public var isAnonymous: Bool {
+        path.isEmpty || path.hasPrefix("//anon") || path.hasPrefix("/anon_hugepage") || path.hasPrefix("[anon")
+    }
 
     /// The file offset that `address` corresponds to.
     public func fileOffset(of address: UInt64) -> UInt64 { address - start + fileOffset }

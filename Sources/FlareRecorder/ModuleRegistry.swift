@@ -4,7 +4,15 @@ import FlareSymbols
 /// A code module frames are attributed to: an ELF file, the kernel, or a
 /// region with no file (anonymous memory, JIT code, the vdso).
 struct Module {
-    enum Kind { case elf(ElfImage?), kernel, anonymous, marker }
+    enum Kind {
+        case elf(ElfImage?)
+        case kernel
+        /// Anonymous executable memory of one process: JIT code, named by its perf map.
+        case jit(pid: Int32)
+        /// [vdso] and other named areas without a file.
+        case anonymous
+        case marker
+    }
     let id: Int32
     let kind: Kind
     let path: String
@@ -34,7 +42,9 @@ struct ModuleRegistry {
     /// The module of `mapping` in process `pid`.
     mutating func module(for mapping: MappedFile, pid: Int32) -> Int32 {
         let path = mapping.filePath
-        let identity = mapping.identity
+        let isJIT = mapping.isAnonymous || path.hasPrefix("/memfd:")
+        // JIT addresses mean something only within their process.
+        let identity = isJIT ? "jit:\(pid)" : mapping.identity
         let base = mapping.start &- mapping.fileOffset
         if let id = idByIdentity[identity] {
             modules[Int(id)].limit = max(modules[Int(id)].limit, mapping.end &- mapping.start &+ mapping.fileOffset &+ modules[Int(id)].base)
@@ -46,10 +56,10 @@ struct ModuleRegistry {
             let candidates = mapping.openCandidates(pid: pid)
             kind = .elf(symbolizer.image(identity: identity, candidates: candidates))
         } else {
-            kind = .anonymous
+            kind = isJIT ? .jit(pid: pid) : .anonymous
         }
-        modules.append(Module(id: id, kind: kind, path: path.isEmpty ? "[anon]" : path,
-                              displayName: path.isEmpty ? "[anon]" : mapping.displayName,
+        modules.append(Module(id: id, kind: kind, path: isJIT ? "[jit]" : path,
+                              displayName: isJIT ? "[jit]" : mapping.displayName,
                               base: mapping.isFileBacked ? base : 0, limit: mapping.isFileBacked ? mapping.end - mapping.start + mapping.fileOffset + base : 0))
         idByIdentity[identity] = id
         return id

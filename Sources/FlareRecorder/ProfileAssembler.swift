@@ -47,6 +47,8 @@ struct ProfileAssembler {
         case .elf(let image):
             frames = image.flatMap { symbolizer.frames(in: $0, fileOffset: frame.address) } ?? [unnamed]
             address = module.base &+ frame.address
+        case .jit(let pid):
+            frames = [symbolizer.jitFunction(pid: pid, address: frame.address).map { SourceFrame(function: $0, file: "", line: 0) } ?? unnamed]
         case .anonymous:
             frames = [unnamed]
         case .marker:

@@ -74,7 +74,7 @@ extension SamplePipeline {
     /// and the address itself for anonymous memory (JIT code is named by address).
     static func moduleAddress(_ address: UInt64, in mapping: MappedFile) -> UInt64 {
         if mapping.isFileBacked { return mapping.fileOffset(of: address) }
-        return mapping.path.hasPrefix("[") ? address - mapping.start : address
+        return mapping.path.hasPrefix("[") && !mapping.isAnonymous ? address - mapping.start : address
     }
 }
 

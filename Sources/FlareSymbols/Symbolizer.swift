@@ -100,6 +100,32 @@ public final class Symbolizer {
         return demangle(symbol)
     }
 
+    private var perfMaps: [Int32: PerfMapSymbols?] = [:]
+
+    /// The JIT function at `address` in process `pid`, from its perf map
+    /// (looked up in the process's own /tmp too, for containers).
+    public func jitFunction(pid: Int32, address: UInt64) -> String? {
+        if perfMaps[pid] == nil {
+            let text = ["/tmp/perf-\(pid).map", "/proc/\(pid)/root/tmp/perf-\(pid).map"].lazy.compactMap { Self.readSmallFile($0) }.first
+            perfMaps[pid] = text.flatMap { PerfMapSymbols(text: $0) }
+        }
+        return perfMaps[pid]??.table.lookup(address).map(demangle)
+    }
+
+    /// A text file of at most 64 MiB, or nil.
+    static func readSmallFile(_ path: String) -> String? {
+        guard let file = fopen(path, "re") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while bytes.count < 64 << 20 {
+            let n = fread(&chunk, 1, chunk.count, file)
+            if n <= 0 { break }
+            bytes.append(contentsOf: chunk[..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     public func kernelFunction(_ address: UInt64) -> String? {
         if kernelSymbols == nil { kernelSymbols = KernelSymbols(path: kallsymsPath) }
         return kernelSymbols?.name(address)

@@ -145,4 +145,48 @@ struct DwarfSymbolizationTests {
         // .eh_frame survives strip, and -rdynamic keeps the names in .dynsym.
         #expect(flare.stdout.contains("main;level_one;level_two;level_three;leaf_hot "), "\(flare.stdout.prefix(500))")
     }
+
+    @Test func jitFramesAreNamedFromThePerfMap() throws {
+        let binary = try TestSupport.compileC("jit.c", flags: ["-O2"])
+        let flare = try TestSupport.flare(["record", "-F", "999", "--format", "folded", "-q", "--", binary, "600"])
+        #expect(flare.status == 0)
+        #expect(flare.stdout.contains("main;run_jitted;jitted_counting_loop "), "\(flare.stdout.prefix(500))")
+    }
+
+    @Test func corruptCFIEndsStacksCleanly() throws {
+        let binary = try TestSupport.compileC("deep_nofp.c", output: "deep_corrupt", flags: ["-O2", "-fomit-frame-pointer"])
+        // Overwrite .eh_frame with junk: the program never unwinds, so it runs; Flare must cope.
+        let sections = try TestSupport.run("/usr/bin/readelf", ["-SW", binary])
+        let row = try #require(sections.stdout.split(separator: "\n").first { $0.contains(" .eh_frame ") })
+        let fields = row.split(separator: " ", omittingEmptySubsequences: true)
+        let nameIndex = try #require(fields.firstIndex(of: ".eh_frame"))
+        let offset = try #require(UInt64(fields[nameIndex + 3], radix: 16))
+        let size = try #require(Int(fields[nameIndex + 4], radix: 16))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: binary))
+        try handle.seek(toOffset: offset + 24)
+        handle.write(Data((0..<max(0, size - 24)).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }))
+        try handle.close()
+        let flare = try TestSupport.flare(["record", "-F", "999", "--format", "folded", "-q", "--", binary, "600"])
+        #expect(flare.status == 0, "\(flare.stderr)")
+        let stacks = PerfScript.normalizedFolded(flare.stdout)
+        #expect(stacks.values.reduce(0, +) > 300)
+        #expect(stacks.keys.allSatisfy { $0.split(separator: ";").count <= 260 })
+    }
+
+    @Test func aBinaryReplacedWhileRunningIsStillNamed() throws {
+        let binary = try TestSupport.compileC("deep_nofp.c", output: "deep_replaced", flags: ["-O2", "-fomit-frame-pointer"])
+        let other = try TestSupport.compileC("proportions.c", output: "replacement")
+        let flare = Process()
+        flare.executableURL = URL(fileURLWithPath: TestSupport.flareBinary)
+        let output = TestSupport.temporaryPath("replaced.folded")
+        flare.arguments = ["record", "-F", "999", "--format", "folded", "-q", "-o", output, "--", binary, "1500"]
+        try flare.run()
+        Thread.sleep(forTimeInterval: 0.5)
+        // Replace the file under the running process, as a deploy would.
+        _ = rename(other, binary)
+        flare.waitUntilExit()
+        #expect(flare.terminationStatus == 0)
+        let folded = try String(contentsOfFile: output, encoding: .utf8)
+        #expect(folded.contains("main;level_one;level_two;level_three;leaf_hot "), "\(folded.prefix(400))")
+    }
 }
