@@ -40,17 +40,6 @@ public struct MappedFile: Sendable, Equatable {
         return "a:" + (path.isEmpty ? "[anon]" : path)
     }
 
-    /// Paths to open the file by, best first: through /proc/PID/map_files (works
-    /// even after the file was deleted or replaced, while the process lives),
-    /// through the process's root (containers), then the path itself.
-    public func openCandidates(pid: Int32) -> [String] {
-        [
-            "/proc/\(pid)/map_files/\(String(start, radix: 16))-\(String(end, radix: 16))",
-            "/proc/\(pid)/root\(filePath)",
-            filePath,
-        ]
-    }
-
     /// The short name shown for a frame no symbol covers (`libfoo.so`).
     public var displayName: String {
         let base = path.split(separator: "/").last.map(String.init) ?? path

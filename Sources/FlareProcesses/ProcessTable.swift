@@ -26,7 +26,7 @@ public final class ProcessTable {
                 if let mapping = MappedFile(procMapsLine: line) { state.add(mapping) }
             }
         }
-        for tid in Linux.threads(of: state.pid) {
+        for tid in Linux.threads(of: state.pid, procRoot: procRoot) {
             if let name = readComm("\(procRoot)/\(state.pid)/task/\(tid)/comm") { state.threadNames[tid] = name }
         }
     }

@@ -28,9 +28,11 @@ struct ModuleRegistry {
     private(set) var modules: [Module] = []
     private var idByIdentity: [String: Int32] = [:]
     let symbolizer: Symbolizer
+    let locator: FileLocator
 
-    init(symbolizer: Symbolizer) {
+    init(symbolizer: Symbolizer, locator: FileLocator) {
         self.symbolizer = symbolizer
+        self.locator = locator
         modules.append(Module(id: 0, kind: .kernel, path: "[kernel.kallsyms]", displayName: "[kernel]", base: 0, limit: 0))
         modules.append(Module(id: 1, kind: .marker, path: "[flare]", displayName: "[flare]", base: 0, limit: 0))
     }
@@ -53,7 +55,7 @@ struct ModuleRegistry {
         let id = Int32(modules.count)
         let kind: Module.Kind
         if mapping.isFileBacked {
-            let candidates = mapping.openCandidates(pid: pid)
+            let candidates = locator.candidates(for: mapping, pid: pid)
             kind = .elf(symbolizer.image(identity: identity, candidates: candidates))
         } else {
             kind = isJIT ? .jit(pid: pid) : .anonymous

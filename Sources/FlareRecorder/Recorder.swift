@@ -29,6 +29,8 @@ public struct RecordOptions: Sendable {
     public var callGraph: CallGraph = .dwarf
     /// Bytes of user stack copied per sample in DWARF mode.
     public var stackBytes: UInt32 = 16384
+    /// Inlined calls as frames of their own.
+    public var inlineFrames = true
 
     public init(target: Target, frequency: UInt64 = 99, duration: Double? = nil, callGraph: CallGraph = .dwarf, stackBytes: UInt32 = 16384) {
         self.target = target
@@ -100,7 +102,7 @@ public enum Recorder {
             session = try SamplingSession(target: .system, options: samplingOptions)
         }
 
-        let symbolizer = Symbolizer()
+        let symbolizer = Symbolizer(expandInlines: options.inlineFrames)
         let unwindTables = UnwindTableCache()
         switch options.callGraph {
         case .dwarf:
@@ -152,8 +154,17 @@ public enum Recorder {
             for _ in 0..<50 where !command.reap() { usleep(20_000) }
         }
 
-        let elapsed = Double(Linux.monotonicNanos() - started) / 1e9
-        let periodNanos = Int64(1_000_000_000 / options.frequency)
+        return result(of: pipeline, frequency: options.frequency, durationSeconds: Double(Linux.monotonicNanos() - started) / 1e9,
+                      startedWall: startedWall, symbolizer: symbolizer, unwindTables: unwindTables, lostRecords: session.lostRecords,
+                      commandExitStatus: command?.exitStatus, stopReason: stopReason)
+    }
+
+    /// Symbolizes what the pipeline counted and wraps it up with its statistics.
+    static func result<U: StackUnwinder>(
+        of pipeline: SamplePipeline<U>, frequency: UInt64, durationSeconds elapsed: Double, startedWall: Int64,
+        symbolizer: Symbolizer, unwindTables: UnwindTableCache, lostRecords: UInt64, commandExitStatus: Int32?, stopReason: String
+    ) -> RecordResult {
+        let periodNanos = Int64(1_000_000_000 / max(frequency, 1))
         var assembler = ProfileAssembler(registry: pipeline.registry, symbolizer: symbolizer, periodNanos: periodNanos,
                                          timeNanos: startedWall, durationNanos: Int64(elapsed * 1e9))
         assembler.add(pipeline.aggregator)
@@ -165,8 +176,8 @@ public enum Recorder {
         var unreadable = symbolizer.failures
         for (path, reason) in unwindTables.failures where unreadable[path] == nil { unreadable[path] = reason }
         return RecordResult(profile: assembler.profile, samples: pipeline.aggregator.sampleCount,
-                            lostRecords: session.lostRecords, durationSeconds: elapsed, frequency: options.frequency,
-                            processes: processes, commandExitStatus: command?.exitStatus,
+                            lostRecords: lostRecords, durationSeconds: elapsed, frequency: frequency,
+                            processes: processes, commandExitStatus: commandExitStatus,
                             flareCPUSeconds: ownCPUSeconds(), unreadableFiles: unreadable, stopReason: stopReason,
                             truncatedStacks: pipeline.truncatedStacks, unwindTableBytes: unwindTables.memoryBytes)
     }

@@ -7,7 +7,7 @@ import FlareUnwind
 /// records update the process table; samples are unwound, their frames
 /// resolved to modules, and the stacks counted.
 struct SamplePipeline<Unwinder: StackUnwinder> {
-    let processes = ProcessTable()
+    let processes: ProcessTable
     var registry: ModuleRegistry
     var unwinder: Unwinder
     var aggregator = StackAggregator()
@@ -17,9 +17,12 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
     private(set) var firstSampleTime: UInt64 = 0
     private(set) var lastSampleTime: UInt64 = 0
 
-    init(unwinder: Unwinder, symbolizer: Symbolizer) {
+    /// - Parameter locator: `.live` while the sampled processes run; offline
+    ///   replays must neither read /proc nor open files through it.
+    init(unwinder: Unwinder, symbolizer: Symbolizer, locator: FileLocator = .live) {
         self.unwinder = unwinder
-        self.registry = ModuleRegistry(symbolizer: symbolizer)
+        self.registry = ModuleRegistry(symbolizer: symbolizer, locator: locator)
+        self.processes = ProcessTable(procRoot: locator.live ? "/proc" : "/nonexistent/proc")
     }
 
     mutating func consume(_ records: [PerfRecord]) {

@@ -42,8 +42,8 @@ public enum Linux {
     }
 
     /// Thread ids of a live process.
-    public static func threads(of pid: Int32) -> [Int32] {
-        guard let dir = opendir("/proc/\(pid)/task") else { return [] }
+    public static func threads(of pid: Int32, procRoot: String = "/proc") -> [Int32] {
+        guard let dir = opendir("\(procRoot)/\(pid)/task") else { return [] }
         defer { closedir(dir) }
         var tids: [Int32] = []
         while let entry = readdir(dir) {

@@ -3,28 +3,56 @@ import CPerfEvent
 /// Decodes the records Flare asks for. The sample layout follows from the
 /// `sample_type` bits a `SamplingSession` sets; each field's order is fixed by
 /// the kernel ABI (include/uapi/linux/perf_event.h).
-struct PerfRecordParser {
+/// Decodes perf records for one event's `sample_type`: the layout of a sample
+/// and of the `sample_id` trailer on other records follows from its bits, in
+/// the order fixed by the kernel ABI (include/uapi/linux/perf_event.h). Flare's
+/// own sessions and perf.data files from `perf record` both go through here.
+public struct PerfRecordParser: Sendable {
     static let baseSampleType = UInt64(PERF_SAMPLE_IP.rawValue | PERF_SAMPLE_TID.rawValue | PERF_SAMPLE_TIME.rawValue
         | PERF_SAMPLE_CPU.rawValue | PERF_SAMPLE_PERIOD.rawValue | PERF_SAMPLE_CALLCHAIN.rawValue)
     static let stackSampleType = UInt64(PERF_SAMPLE_REGS_USER.rawValue | PERF_SAMPLE_STACK_USER.rawValue)
 
-    /// Whether samples carry user registers and a stack copy.
-    let capturesStacks: Bool
+    let sampleType: UInt64
+    /// Registers per REGS_USER block (bits in sample_regs_user).
+    let userRegisterCount: Int
+    /// Bytes of the `sample_id` trailer that sample_id_all appends to non-sample records.
+    let sampleIDSize: Int
+    /// Offset of the time within that trailer, if it has one.
+    let trailerTimeOffset: Int?
 
-    /// Bytes of the `sample_id` trailer that `sample_id_all` appends to
-    /// non-sample records: {pid, tid}, time, {cpu, res}.
-    static let sampleIDSize = 24
+    /// - Parameters:
+    ///   - sampleType: the event's `sample_type` bits.
+    ///   - userRegisterMask: its `sample_regs_user`.
+    ///   - sampleIDAll: whether non-sample records carry the `sample_id` trailer.
+    public init(sampleType: UInt64, userRegisterMask: UInt64, sampleIDAll: Bool = true) {
+        self.sampleType = sampleType
+        self.userRegisterCount = userRegisterMask.nonzeroBitCount
+        func has(_ bit: perf_event_sample_format) -> Bool { sampleType & UInt64(bit.rawValue) != 0 }
+        var size = 0
+        var timeOffset: Int?
+        if sampleIDAll {
+            if has(PERF_SAMPLE_TID) { size += 8 }
+            if has(PERF_SAMPLE_TIME) { timeOffset = size; size += 8 }
+            for bit in [PERF_SAMPLE_ID, PERF_SAMPLE_STREAM_ID, PERF_SAMPLE_CPU, PERF_SAMPLE_IDENTIFIER] where has(bit) { size += 8 }
+        }
+        sampleIDSize = size
+        trailerTimeOffset = timeOffset
+    }
+
+    /// The parser for what a `SamplingSession` asks the kernel for.
+    init(capturesStacks: Bool) {
+        self.init(sampleType: Self.baseSampleType | (capturesStacks ? Self.stackSampleType : 0),
+                  userRegisterMask: capturesStacks ? UserRegisters.mask : 0)
+    }
 
     /// Parses one record; `bytes` holds exactly the record, header included.
-    func parse(_ bytes: UnsafeRawBufferPointer) -> PerfRecord? {
+    public func parse(_ bytes: UnsafeRawBufferPointer) -> PerfRecord? {
         var cursor = Cursor(bytes)
         guard let type = cursor.u32(), let misc = cursor.u16(), cursor.u16() != nil else { return nil }
-        let sampleIDSize = Self.sampleIDSize
+        let sampleIDSize = self.sampleIDSize
         let trailerTime: UInt64 = {
-            guard bytes.count >= 8 + sampleIDSize else { return 0 }
-            var t = Cursor(UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - sampleIDSize)...]))
-            _ = t.u64()
-            return t.u64() ?? 0
+            guard let timeOffset = trailerTimeOffset, bytes.count >= 8 + sampleIDSize else { return 0 }
+            return bytes.loadUnaligned(fromByteOffset: bytes.count - sampleIDSize + timeOffset, as: UInt64.self)
         }()
         switch type {
         case PERF_RECORD_SAMPLE.rawValue:
@@ -70,26 +98,50 @@ struct PerfRecordParser {
     }
 
     private func parseSample(_ cursor: inout Cursor, misc: UInt16) -> SampleRecord? {
-        guard let ip = cursor.u64(), let pid = cursor.i32(), let tid = cursor.i32(), let time = cursor.u64(),
-              let cpu = cursor.u32(), cursor.u32() != nil, let period = cursor.u64(), let count = cursor.u64(),
-              count <= 4096, let chain = cursor.u64Array(Int(count)) else { return nil }
-        let mode = Int32(misc) & Int32(PERF_RECORD_MISC_CPUMODE_MASK)
-        var sample = SampleRecord(pid: pid, tid: tid, time: time, cpu: cpu, period: period, ip: ip, callchain: chain,
-                                  isKernelIP: mode == Int32(PERF_RECORD_MISC_KERNEL))
-        if capturesStacks {
-            // REGS_USER: abi, then one u64 per mask bit unless abi is NONE (a kernel thread).
+        func has(_ bit: perf_event_sample_format) -> Bool { sampleType & UInt64(bit.rawValue) != 0 }
+        // Formats whose length Flare cannot know without more of the attr.
+        guard !has(PERF_SAMPLE_READ), !has(PERF_SAMPLE_BRANCH_STACK) else { return nil }
+        var sample = SampleRecord(pid: 0, tid: 0, time: 0, cpu: 0, period: 1, ip: 0, callchain: [], isKernelIP: false)
+        if has(PERF_SAMPLE_IDENTIFIER) { guard cursor.u64() != nil else { return nil } }
+        if has(PERF_SAMPLE_IP) { guard let ip = cursor.u64() else { return nil }; sample.ip = ip }
+        if has(PERF_SAMPLE_TID) {
+            guard let pid = cursor.i32(), let tid = cursor.i32() else { return nil }
+            sample.pid = pid
+            sample.tid = tid
+        }
+        if has(PERF_SAMPLE_TIME) { guard let time = cursor.u64() else { return nil }; sample.time = time }
+        if has(PERF_SAMPLE_ADDR) { guard cursor.u64() != nil else { return nil } }
+        if has(PERF_SAMPLE_ID) { guard cursor.u64() != nil else { return nil } }
+        if has(PERF_SAMPLE_STREAM_ID) { guard cursor.u64() != nil else { return nil } }
+        if has(PERF_SAMPLE_CPU) { guard let cpu = cursor.u32(), cursor.u32() != nil else { return nil }; sample.cpu = cpu }
+        if has(PERF_SAMPLE_PERIOD) { guard let period = cursor.u64() else { return nil }; sample.period = period }
+        if has(PERF_SAMPLE_CALLCHAIN) {
+            guard let count = cursor.u64(), count <= 4096, let chain = cursor.u64Array(Int(count)) else { return nil }
+            sample.callchain = chain
+        }
+        if has(PERF_SAMPLE_RAW) {
+            // u32 size, then the bytes; the pair is padded to 8 bytes.
+            guard let size = cursor.u32(), cursor.bytes(Int(size)) != nil else { return nil }
+            cursor.offset = (cursor.offset + 7) & ~7
+        }
+        if has(PERF_SAMPLE_REGS_USER) {
+            // abi, then one u64 per mask bit unless abi is NONE (a kernel thread).
             guard let abi = cursor.u64() else { return nil }
             if abi != 0 {
-                guard let registers = cursor.u64Array(UserRegisters.count) else { return nil }
-                sample.userRegisters = registers
+                guard let registers = cursor.u64Array(userRegisterCount) else { return nil }
+                if userRegisterCount == UserRegisters.count { sample.userRegisters = registers }
             }
-            // STACK_USER: size, the bytes, then how many of them are valid.
+        }
+        if has(PERF_SAMPLE_STACK_USER) {
+            // size, the bytes, then how many of them are valid.
             guard let size = cursor.u64(), size <= 65536, let stack = cursor.bytes(Int(size)) else { return nil }
             if size > 0 {
                 guard let valid = cursor.u64() else { return nil }
                 sample.userStack = Array(stack.prefix(Int(min(valid, size))))
             }
         }
+        let mode = Int32(misc) & Int32(PERF_RECORD_MISC_CPUMODE_MASK)
+        sample.isKernelIP = mode == Int32(PERF_RECORD_MISC_KERNEL)
         return sample
     }
 }

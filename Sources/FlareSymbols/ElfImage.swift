@@ -89,7 +89,7 @@ public final class ElfImage: @unchecked Sendable {
                 guard type == STT_FUNC || type == STT_GNU_IFUNC, symbol.st_shndx != UInt16(SHN_UNDEF), symbol.st_value != 0,
                       let name = elf_strptr(elf, Int(header.sh_link), Int(symbol.st_name)) else { continue }
                 collected.add(start: symbol.st_value, size: symbol.st_size, name: UnsafeRawBufferPointer(start: name, count: strlen(name)),
-                              isGlobal: symbol.st_info >> 4 == UInt8(STB_GLOBAL))
+                              binding: Self.binding(symbol.st_info >> 4))
             }
         }
         hasSymtab = sawSymtab
@@ -104,6 +104,14 @@ public final class ElfImage: @unchecked Sendable {
         symbols = debugFile.symbols
         hasSymtab = debugFile.hasSymtab
         symbolSource = debugFile.path
+    }
+
+    static func binding(_ value: UInt8) -> SymbolTable.Builder.Binding {
+        switch Int32(value) {
+        case STB_GLOBAL: .global
+        case STB_WEAK: .weak
+        default: .local
+        }
     }
 
     /// The link-time virtual address of a file offset, through the PT_LOAD

@@ -23,7 +23,7 @@ public struct KernelSymbols: Sendable {
                 var length = 0
                 while name[length] != 0 && name[length] != 0x0a && name[length] != 0x09 { length += 1 }
                 symbols.add(start: address, size: 0, name: UnsafeRawBufferPointer(start: name, count: length),
-                            isGlobal: rawType == UInt8(ascii: "T"))
+                            binding: rawType == UInt8(ascii: "T") ? .global : rawType == UInt8(ascii: "W") || rawType == UInt8(ascii: "w") ? .weak : .local)
             }
             free(line)
         }

@@ -14,21 +14,24 @@ public struct SymbolTable: Sendable {
 
         public init() {}
 
-        /// - Parameter isGlobal: global symbols win over local and weak aliases at one address.
-        public mutating func add(start: UInt64, size: UInt64, name: UnsafeRawBufferPointer, isGlobal: Bool = false) {
+        public enum Binding { case local, global, weak }
+
+        /// - Parameter binding: among aliases at one address, the name perf
+        ///   would show wins: not weak, then global, then fewer leading
+        ///   underscores, then the longer name.
+        public mutating func add(start: UInt64, size: UInt64, name: UnsafeRawBufferPointer, binding: Binding = .local) {
             starts.append(start)
             sizes.append(size)
-            // Among aliases, name the one perf would: global first, then fewer
-            // leading underscores, then the longer name.
             let underscores = name.prefix { $0 == UInt8(ascii: "_") }.count
-            preference.append((isGlobal ? 1_000_000 : 0) - Int32(min(underscores, 9)) * 10_000 + Int32(min(name.count, 9_999)))
+            preference.append((binding != .weak ? 2_000_000 : 0) + (binding == .global ? 1_000_000 : 0)
+                - Int32(min(underscores, 9)) * 10_000 + Int32(min(name.count, 9_999)))
             nameOffsets.append(UInt32(names.count))
             names.append(contentsOf: name)
         }
 
-        public mutating func add(start: UInt64, size: UInt64, name: String) {
+        public mutating func add(start: UInt64, size: UInt64, name: String, binding: Binding = .local) {
             var name = name
-            name.withUTF8 { add(start: start, size: size, name: UnsafeRawBufferPointer($0)) }
+            name.withUTF8 { add(start: start, size: size, name: UnsafeRawBufferPointer($0), binding: binding) }
         }
     }
 

@@ -15,9 +15,13 @@ public final class Symbolizer {
     /// Where separate debug files live (Debian's -dbg and -dbgsym packages).
     private let debugRoot: String
 
-    public init(kallsymsPath: String = "/proc/kallsyms", debugRoot: String = "/usr/lib/debug") {
+    /// Whether inlined calls become frames of their own (perf's --no-inline turns that off).
+    private let expandInlines: Bool
+
+    public init(kallsymsPath: String = "/proc/kallsyms", debugRoot: String = "/usr/lib/debug", expandInlines: Bool = true) {
         self.kallsymsPath = kallsymsPath
         self.debugRoot = debugRoot
+        self.expandInlines = expandInlines
     }
 
     /// The parsed ELF for a mapping, trying each candidate path in turn (a
@@ -67,6 +71,7 @@ public final class Symbolizer {
         guard let lines = debugInfo(for: image), var frames = lines.frames(at: image.virtualAddress(fileOffset: fileOffset)) else {
             return symbol.map { [SourceFrame(function: $0, file: "", line: 0)] }
         }
+        if !expandInlines { frames = [frames[frames.count - 1]] }
         for i in frames.indices { frames[i].function = demangle(frames[i].function) }
         if let symbol { frames[frames.count - 1].function = symbol }
         if frames.contains(where: { $0.function.isEmpty }) {

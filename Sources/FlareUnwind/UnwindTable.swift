@@ -21,13 +21,18 @@ public struct UnwindTable: Sendable {
         case unsupported
     }
 
+    /// Eight bytes: fields ordered so that nothing is padded.
     public struct Row: Sendable, Equatable {
         public var kind: Kind
-        public var cfaOffset: Int32
         /// Where the return address is saved, relative to the CFA.
-        public var raOffset: Int16
+        public var raOffset: Int8
         /// Where the caller's BP is saved, relative to the CFA; `unchangedBP` if not saved.
         public var bpOffset: Int16
+        public var cfaOffset: Int32
+
+        public init(kind: Kind, cfaOffset: Int32, raOffset: Int8, bpOffset: Int16) {
+            self.kind = kind; self.raOffset = raOffset; self.bpOffset = bpOffset; self.cfaOffset = cfaOffset
+        }
 
         public static let unchangedBP = Int16.min
         static let none = Row(kind: .none, cfaOffset: 0, raOffset: 0, bpOffset: unchangedBP)
@@ -39,24 +44,32 @@ public struct UnwindTable: Sendable {
         var fileSize: UInt64
     }
 
-    /// Row start addresses (link-time virtual addresses), ascending.
-    let addresses: [UInt64]
+    /// Row start addresses as offsets from `base` (link-time virtual
+    /// addresses), ascending: four bytes each, as no ELF's text spans 4 GiB.
+    let offsets: [UInt32]
+    let base: UInt64
     let rows: [Row]
     let segments: [Segment]
 
     init(addresses: [UInt64], rows: [Row], segments: [Segment]) {
-        self.addresses = addresses
-        self.rows = rows
+        let base = addresses.first ?? 0
+        // Rows beyond 4 GiB of the first (never seen in practice) are dropped rather than misread.
+        let kept = addresses.prefix { $0 - base <= UInt64(UInt32.max) }.count
+        self.base = base
+        self.offsets = addresses.prefix(kept).map { UInt32($0 - base) }
+        self.rows = Array(rows.prefix(kept))
         self.segments = segments
     }
 
     /// The row that applies at link-time virtual address `address`.
     public func row(at address: UInt64) -> Row {
+        guard address >= base, address - base <= UInt64(UInt32.max) else { return .none }
+        let offset = UInt32(address - base)
         var low = 0
-        var high = addresses.count
+        var high = offsets.count
         while low < high {
             let mid = (low + high) / 2
-            if addresses[mid] <= address { low = mid + 1 } else { high = mid }
+            if offsets[mid] <= offset { low = mid + 1 } else { high = mid }
         }
         return low == 0 ? .none : rows[low - 1]
     }
@@ -70,7 +83,8 @@ public struct UnwindTable: Sendable {
     }
 
     public var rowCount: Int { rows.count }
+    public var rowKinds: [Kind] { rows.map(\.kind) }
     /// Bytes the compiled rows occupy.
-    public var memoryBytes: Int { addresses.count * MemoryLayout<UInt64>.stride + rows.count * MemoryLayout<Row>.stride }
+    public var memoryBytes: Int { offsets.count * MemoryLayout<UInt32>.stride + rows.count * MemoryLayout<Row>.stride }
     public var isEmpty: Bool { rows.isEmpty }
 }

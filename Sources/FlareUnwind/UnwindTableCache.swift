@@ -8,14 +8,16 @@ public final class UnwindTableCache {
     public private(set) var failures: [String: String] = [:]
     public private(set) var memoryBytes = 0
 
-    public init() {}
+    public let locator: FileLocator
+
+    public init(locator: FileLocator = .live) { self.locator = locator }
 
     public func table(for mapping: MappedFile, pid: Int32) -> UnwindTable? {
         let identity = mapping.identity
         if let cached = tables[identity] { return cached }
         var compiled: UnwindTable?
         if mapping.isFileBacked {
-            for path in mapping.openCandidates(pid: pid) {
+            for path in locator.candidates(for: mapping, pid: pid) {
                 do {
                     compiled = try UnwindTableCompiler.compile(path: path)
                     break

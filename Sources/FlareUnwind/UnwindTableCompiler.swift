@@ -91,7 +91,9 @@ public enum UnwindTableCompiler {
         }
 
         switch savedOffset(frame, register: dwarfRA) {
-        case .offset(let offset): row.raOffset = offset
+        case .offset(let offset):
+            guard let small = Int8(exactly: offset) else { row.kind = .unsupported; return row }
+            row.raOffset = small
         case .undefined: return UnwindTable.Row(kind: .outermost, cfaOffset: 0, raOffset: 0, bpOffset: UnwindTable.Row.unchangedBP)
         case .sameValue, .unsupported: row.kind = .unsupported; return row
         }

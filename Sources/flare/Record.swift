@@ -44,7 +44,7 @@ struct Record: ParsableCommand {
     var output: String?
 
     @Option(help: "Output format: pprof, folded or summary (default: pprof with -o, else summary).")
-    var format: OutputFormat?
+    var format: ProfileOutput.Format?
 
     @Option(help: "Rows in each table of the summary.")
     var top: Int = 15
@@ -52,12 +52,11 @@ struct Record: ParsableCommand {
     @Flag(name: [.customShort("q"), .long], help: "Do not print the summary.")
     var quiet = false
 
+    @Flag(inversion: .prefixedNo, help: "Show each inlined call as a frame of its own (from DWARF debug info).")
+    var inline = true
+
     @Argument(parsing: .postTerminator, help: "The command to run and profile, after --.")
     var command: [String] = []
-
-    enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-        case pprof, folded, summary
-    }
 
     func validate() throws {
         let targets = (pid != nil ? 1 : 0) + (allProcesses ? 1 : 0) + (command.isEmpty ? 0 : 1)
@@ -87,8 +86,9 @@ struct Record: ParsableCommand {
     func run() throws {
         let target: RecordOptions.Target
         if let pid { target = .process(pid) } else if allProcesses { target = .system } else { target = .command(command) }
-        let options = RecordOptions(target: target, frequency: frequency, duration: try checkInputs(),
+        var options = RecordOptions(target: target, frequency: frequency, duration: try checkInputs(),
                                     callGraph: callGraph, stackBytes: stackSize)
+        options.inlineFrames = inline
         let result: RecordResult
         do {
             result = try Recorder.record(options)
@@ -97,36 +97,7 @@ struct Record: ParsableCommand {
             throw ExitCode.failure
         }
 
-        let chosenFormat = format ?? (output != nil ? .pprof : .summary)
-        var summaryStream = StandardStream.out
-        switch (chosenFormat, output) {
-        case (.pprof, let path?):
-            try write(result.profile.gzippedPprof(), to: path)
-        case (.pprof, nil):
-            throw ValidationError("pprof output needs a file: add -o FILE.pb.gz")
-        case (.folded, let path?):
-            try write(Array(result.profile.folded().utf8), to: path)
-        case (.folded, nil):
-            StandardStream.out.write(result.profile.folded())
-            summaryStream = .error
-        case (.summary, let path?):
-            try write(Array(result.summary(top: top).utf8), to: path)
-        case (.summary, nil):
-            break
-        }
-        if !quiet && !(chosenFormat == .summary && output != nil) {
-            summaryStream.write(result.summary(top: top))
-        }
-        if let output, !quiet { StandardStream.error.write("Wrote \(output)\n") }
-    }
-
-    private func write(_ bytes: [UInt8], to path: String) throws {
-        do {
-            try OutputFile.writeAtomically(bytes, to: path)
-        } catch {
-            printError(error.description)
-            throw ExitCode.failure
-        }
+        try ProfileOutput.emit(result, to: output, format: format, top: top, quiet: quiet)
     }
 
     static func parseDuration(_ text: String) throws -> Double {

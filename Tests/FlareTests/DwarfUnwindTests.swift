@@ -9,12 +9,13 @@ struct DwarfUnwindTests {
     static let frequency = "999"
     static let optimized = ["-O2", "-fomit-frame-pointer"]
 
-    /// Records with Flare (DWARF call graphs) and with perf, and checks that
+    /// Records with Flare (DWARF call graphs, inlined calls folded into their
+    /// caller as perf --no-inline does) and with perf, and checks that
     /// every stack holding at least 1% of either profile has the same frame
     /// sequence and a share within ±5 points in both; returns Flare's stacks.
     @discardableResult
     static func compareWithPerf(_ command: [String]) throws -> [String: Int] {
-        let flare = try TestSupport.flare(["record", "-F", frequency, "--format", "folded", "-q", "--"] + command)
+        let flare = try TestSupport.flare(["record", "-F", frequency, "--no-inline", "--format", "folded", "-q", "--"] + command)
         #expect(flare.status == 0, "\(flare.stderr)")
         let ours = PerfScript.normalizedFolded(flare.stdout)
         let theirs = try PerfScript.dwarfStacks(command, frequency: frequency)
@@ -188,5 +189,34 @@ struct DwarfSymbolizationTests {
         #expect(flare.terminationStatus == 0)
         let folded = try String(contentsOfFile: output, encoding: .utf8)
         #expect(folded.contains("main;level_one;level_two;level_three;leaf_hot "), "\(folded.prefix(400))")
+    }
+}
+
+/// `flare convert` on perf's own recording: both tools unwind the very same samples.
+@Suite("flare convert", .serialized)
+struct ConvertTests {
+    @Test func agreesWithPerfScriptOnTheSameSamples() throws {
+        let binary = try TestSupport.compileC("libc_sort.c", output: "libc_sort_convert", flags: ["-O2", "-fomit-frame-pointer"])
+        let data = TestSupport.temporaryPath("convert-\(UUID().uuidString).data")
+        let perf = try TestSupport.perf()
+        let recorded = try TestSupport.run(perf, ["record", "-q", "--call-graph", "dwarf,16384", "-e", "cpu-clock", "-F", "999", "-o", data, binary, "40"])
+        #expect(recorded.status == 0, "\(recorded.stderr)")
+        let theirs = try PerfScript.stacks(of: data)
+        let flare = try TestSupport.flare(["convert", data, "--no-inline", "--format", "folded", "-q"])
+        #expect(flare.status == 0, "\(flare.stderr)")
+        let ours = PerfScript.normalizedFolded(flare.stdout)
+        #expect(ours.values.reduce(0, +) == theirs.values.reduce(0, +), "both read every sample")
+        let total = Double(theirs.values.reduce(0, +))
+        for (stack, count) in theirs where Double(count) / total >= 0.01 {
+            #expect(abs(Double(ours[stack] ?? 0) - Double(count)) / total <= 0.02, "\(stack): flare \(ours[stack] ?? 0), perf \(count)")
+        }
+    }
+
+    @Test func rejectsAFileThatIsNotPerfData() throws {
+        let path = TestSupport.temporaryPath("not-perf.data")
+        FileManager.default.createFile(atPath: path, contents: Data("hello".utf8))
+        let result = try TestSupport.flare(["convert", path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("not a perf.data file"))
     }
 }

@@ -11,6 +11,12 @@ enum PerfScript {
         defer { try? FileManager.default.removeItem(atPath: data) }
         let recorded = try TestSupport.run(perf, ["record", "-q", "--call-graph", "dwarf,16384", "-e", "cpu-clock", "-F", frequency, "-o", data] + command)
         guard recorded.status == 0 else { throw TestFailure("perf record failed: \(recorded.stderr)") }
+        return try stacks(of: data)
+    }
+
+    /// Folded stacks from `perf script` on an existing recording.
+    static func stacks(of data: String) throws -> [String: Int] {
+        let perf = try TestSupport.perf()
         let script = try TestSupport.run(perf, ["script", "--no-inline", "--max-stack", "1024", "-F", "ip,sym", "-i", data])
         guard script.status == 0 else { throw TestFailure("perf script failed: \(script.stderr)") }
         var stacks: [String: Int] = [:]
