@@ -9,35 +9,49 @@ public struct MappedFile: Sendable, Equatable {
     public var device: UInt64
     public var buildID: [UInt8]?
 
+    /// What identifies the file's contents across processes: its build-id when
+    /// perf reported one, else device, inode and path. Computed once: it keys
+    /// the caches every sampled frame goes through.
+    public let identity: String
+
     public init(start: UInt64, end: UInt64, fileOffset: UInt64, path: String, inode: UInt64 = 0, device: UInt64 = 0, buildID: [UInt8]? = nil) {
         self.start = start; self.end = end; self.fileOffset = fileOffset; self.path = path
         self.inode = inode; self.device = device; self.buildID = buildID
+        identity = Self.identity(path: path, inode: inode, device: device, buildID: buildID)
+        let probe = Probe(path: path)
+        isFileBacked = probe.isFileBacked
+        isAnonymous = probe.isAnonymous
     }
 
     /// Whether the mapping is backed by a file we could open, rather than
     /// anonymous memory, the stack, the vdso or a JIT area.
-    public var isFileBacked: Bool {
-        path.hasPrefix("/") && !isAnonymous && !path.hasPrefix("/memfd:") && !path.hasPrefix("/dev/")
-    }
+    public let isFileBacked: Bool
 
     /// Anonymous memory: no name in /proc/PID/maps, "//anon" in perf's MMAP2
     /// records, or a name given with PR_SET_VMA_ANON_NAME.
-    public var isAnonymous: Bool {
-        path.isEmpty || path.hasPrefix("//anon") || path.hasPrefix("/anon_hugepage") || path.hasPrefix("[anon")
-    }
+    public let isAnonymous: Bool
 
     /// The file offset that `address` corresponds to.
     public func fileOffset(of address: UInt64) -> UInt64 { address - start + fileOffset }
 
     /// The path without the " (deleted)" the kernel appends to unlinked files.
-    public var filePath: String { path.hasSuffix(" (deleted)") ? String(path.dropLast(10)) : path }
+    public var filePath: String { Probe(path: path).filePath }
 
-    /// What identifies the file's contents across processes: its build-id when
-    /// perf reported one, else device, inode and path.
-    public var identity: String {
+    private static func identity(path: String, inode: UInt64, device: UInt64, buildID: [UInt8]?) -> String {
         if let buildID { return "b:" + buildID.map { String($0, radix: 16) }.joined() }
-        if isFileBacked { return "f:\(device):\(inode):\(filePath)" }
+        let probe = MappedFile.Probe(path: path)
+        if probe.isFileBacked { return "f:\(device):\(inode):\(probe.filePath)" }
         return "a:" + (path.isEmpty ? "[anon]" : path)
+    }
+
+    /// The path tests, usable before the struct is complete.
+    private struct Probe {
+        let path: String
+        var isAnonymous: Bool {
+            path.isEmpty || path.hasPrefix("//anon") || path.hasPrefix("/anon_hugepage") || path.hasPrefix("[anon")
+        }
+        var isFileBacked: Bool { path.hasPrefix("/") && !isAnonymous && !path.hasPrefix("/memfd:") && !path.hasPrefix("/dev/") }
+        var filePath: String { path.hasSuffix(" (deleted)") ? String(path.dropLast(10)) : path }
     }
 
     /// The short name shown for a frame no symbol covers (`libfoo.so`).

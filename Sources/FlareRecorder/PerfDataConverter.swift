@@ -13,12 +13,8 @@ public enum PerfDataConverter {
         let symbolizer = Symbolizer(expandInlines: inlineFrames)
         let unwindTables = UnwindTableCache(locator: locator)
         var pipeline = SamplePipeline(unwinder: DwarfUnwinder(cache: unwindTables), symbolizer: symbolizer, locator: locator)
-        // perf writes each CPU's buffer in turn: put the records back in time
-        // order so every mapping is known before the samples that use it.
-        var records: [PerfRecord] = []
-        file.forEachRecord { records.append($0) }
-        records = records.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
-        pipeline.consume(records)
+        // In time order, so every mapping is known before the samples that use it.
+        file.forEachRecordInTimeOrder { pipeline.consume([$0]) }
         let span = pipeline.lastSampleTime >= pipeline.firstSampleTime ? pipeline.lastSampleTime - pipeline.firstSampleTime : 0
         return Recorder.result(of: pipeline, frequency: file.sampleFrequency == 0 ? 1 : file.sampleFrequency,
                                durationSeconds: Double(span) / 1e9, startedWall: 0, symbolizer: symbolizer,

@@ -43,12 +43,18 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
         var frames: [FrameKey] = []
         frames.reserveCapacity(stack.frames.count + 1)
         var truncation = stack.truncation
+        // One process's consecutive frames are mostly in one mapping: check it first.
+        var last: (mapping: MappedFile, module: Int32)?
         for frame in stack.frames {
             let address = frame.lookupAddress
             if frame.isKernel {
                 frames.append(FrameKey(module: ModuleRegistry.kernelID, address: address))
-            } else if let mapping = processes.mapping(pid: sample.pid, address: address, now: sample.time) {
-                let module = registry.module(for: mapping, pid: sample.pid)
+                continue
+            }
+            if last == nil || address < last!.mapping.start || address >= last!.mapping.end {
+                last = processes.mapping(pid: sample.pid, address: address, now: sample.time).map { ($0, registry.module(for: $0, pid: sample.pid)) }
+            }
+            if let (mapping, module) = last {
                 frames.append(FrameKey(module: module, address: Self.moduleAddress(address, in: mapping)))
             } else if frame.isReturnAddress {
                 // A return address outside all executable code: the walk went

@@ -17,6 +17,11 @@ struct StackAggregator {
     struct Value {
         var count: Int64
         var nanoseconds: Int64
+
+        mutating func add(period: UInt64) {
+            count += 1
+            nanoseconds += Int64(clamping: period)
+        }
     }
 
     private(set) var stacks: [Key: Value] = [:]
@@ -24,11 +29,8 @@ struct StackAggregator {
     private(set) var sampleCount = 0
 
     mutating func add(frames: [FrameKey], pid: Int32, tid: Int32, threadName: String, period: UInt64) {
-        let key = Key(frames: frames, pid: pid, tid: tid)
-        var value = stacks[key, default: Value(count: 0, nanoseconds: 0)]
-        value.count += 1
-        value.nanoseconds += Int64(clamping: period)
-        stacks[key] = value
+        // Modified in place: the (often long) key is hashed once.
+        stacks[Key(frames: frames, pid: pid, tid: tid), default: Value(count: 0, nanoseconds: 0)].add(period: period)
         threadNames[Int64(pid) << 32 | Int64(UInt32(bitPattern: tid))] = threadName
         sampleCount += 1
     }

@@ -45,6 +45,20 @@ public struct PerfRecordParser: Sendable {
                   userRegisterMask: capturesStacks ? UserRegisters.mask : 0)
     }
 
+    /// A record's timestamp without decoding the rest of it (0 if it has none).
+    public func time(of bytes: UnsafeRawBufferPointer) -> UInt64 {
+        guard bytes.count >= 8 else { return 0 }
+        let type = bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+        if type == PERF_RECORD_SAMPLE.rawValue {
+            guard sampleType & UInt64(PERF_SAMPLE_TIME.rawValue) != 0 else { return 0 }
+            var offset = 8
+            for bit in [PERF_SAMPLE_IDENTIFIER, PERF_SAMPLE_IP, PERF_SAMPLE_TID] where sampleType & UInt64(bit.rawValue) != 0 { offset += 8 }
+            return offset + 8 <= bytes.count ? bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self) : 0
+        }
+        guard let timeOffset = trailerTimeOffset, bytes.count >= 8 + sampleIDSize else { return 0 }
+        return bytes.loadUnaligned(fromByteOffset: bytes.count - sampleIDSize + timeOffset, as: UInt64.self)
+    }
+
     /// Parses one record; `bytes` holds exactly the record, header included.
     public func parse(_ bytes: UnsafeRawBufferPointer) -> PerfRecord? {
         var cursor = Cursor(bytes)

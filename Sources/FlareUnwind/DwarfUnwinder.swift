@@ -42,6 +42,7 @@ public struct DwarfUnwinder: StackUnwinder {
         let stackBase = sp
         var frames: [UnwoundFrame] = []
         frames.reserveCapacity(32)
+        var memo: (start: UInt64, end: UInt64, fileOffset: UInt64, table: UnwindTable?) = (0, 0, 0, nil)
 
         func read(_ address: UInt64) -> UInt64? {
             guard address >= stackBase, address &- stackBase <= UInt64(stack.count), address &- stackBase + 8 <= UInt64(stack.count) else {
@@ -56,12 +57,16 @@ public struct DwarfUnwinder: StackUnwinder {
             frames.append(UnwoundFrame(address: pc, isKernel: false, isReturnAddress: isReturnAddress))
             if frames.count >= maxDepth { return UnwoundStack(frames: frames, truncation: .depthLimit) }
             let lookup = isReturnAddress ? pc - 1 : pc
-            guard let mapping = process.mapping(containing: lookup) else {
-                return UnwoundStack(frames: frames, truncation: .badFrame)
+            // Consecutive frames are mostly in one mapping: check it before searching.
+            if lookup < memo.start || lookup >= memo.end {
+                guard let mapping = process.mapping(containing: lookup) else {
+                    return UnwoundStack(frames: frames, truncation: .badFrame)
+                }
+                memo = (mapping.start, mapping.end, mapping.fileOffset, cache.table(for: mapping, pid: process.pid))
             }
             let row: UnwindTable.Row
-            if let table = cache.table(for: mapping, pid: process.pid) {
-                row = table.row(at: table.virtualAddress(fileOffset: mapping.fileOffset(of: lookup)))
+            if let table = memo.table {
+                row = table.row(at: table.virtualAddress(fileOffset: lookup - memo.start + memo.fileOffset))
             } else {
                 row = .none
             }
