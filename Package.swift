@@ -14,6 +14,8 @@ let package = Package(
         // C at the edges: what Swift cannot call directly.
         .target(name: "CPerfEvent"),
         .target(name: "CDemangle", linkerSettings: [.linkedLibrary("stdc++")]),
+        // process_vm_readv, which Glibc's Swift module does not export.
+        .target(name: "CRemoteMemory"),
         .systemLibrary(name: "CElfutils", pkgConfig: "libdw", providers: [.apt(["libdw-dev", "libelf-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
@@ -27,10 +29,17 @@ let package = Package(
         .target(name: "FlareUnwind", dependencies: ["CElfutils", "FlareSampler", "FlareProcesses"]),
         // Frames to names: ELF symbols, kallsyms, demangling.
         .target(name: "FlareSymbols", dependencies: ["CElfutils", "CDemangle"]),
+        // The context ABI's reader logic: validate, select, decode. Pure, no syscalls.
+        .target(name: "FlareContextReader"),
+        // Reads span context out of traced processes: /proc and process_vm_readv.
+        .target(name: "FlareSpanReader", dependencies: ["FlareContextReader", "FlareSampler", "CRemoteMemory"]),
         // The recording pipeline shared by `flare record` and, later, the agent.
         .target(
             name: "FlareRecorder",
-            dependencies: ["FlareSampler", "FlareProcesses", "FlareUnwind", "FlareSymbols", "FlareProfile"]
+            dependencies: [
+                "FlareSampler", "FlareProcesses", "FlareUnwind", "FlareSymbols", "FlareProfile",
+                "FlareContextReader", "FlareSpanReader",
+            ]
         ),
         .executableTarget(
             name: "flare",
@@ -41,7 +50,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FlareTests",
-            dependencies: ["FlareProfile", "FlareSampler", "FlareProcesses", "FlareSymbols", "FlareRecorder"],
+            dependencies: [
+                "FlareProfile", "FlareSampler", "FlareProcesses", "FlareSymbols", "FlareRecorder",
+                "FlareContextReader", "FlareSpanReader",
+            ],
             exclude: ["Workloads"]
         ),
     ],

@@ -1,5 +1,6 @@
 import FlareProfile
 import FlareSampler
+import FlareSpanReader
 import FlareSymbols
 import FlareUnwind
 import Glibc
@@ -16,6 +17,10 @@ public struct RecordOptions: Sendable {
     public var frequency: UInt64 = 99
     /// Seconds; nil records until the command or process exits, or Ctrl-C.
     public var duration: Double?
+    /// Label samples with the span their thread was serving (docs/context-abi.md).
+    public var spanLabels = true
+    /// Also label samples with the naive "newest entry" reader (benchmarks only).
+    public var comparesNewestSpanReader = false
 
     public init(target: Target, frequency: UInt64 = 99, duration: Double? = nil) {
         self.target = target
@@ -45,6 +50,8 @@ public struct RecordResult: Sendable {
     /// Files whose symbols could not be read, and why.
     public var unreadableFiles: [String: String]
     public var stopReason: String
+    /// What the span reader did; nil when span labels were off.
+    public var spanStatistics: SpanReadStatistics?
 }
 
 /// Runs a recording: opens the perf events, drains them until the target
@@ -82,13 +89,14 @@ public enum Recorder {
 
         let symbolizer = Symbolizer()
         var pipeline = SamplePipeline(unwinder: FramePointerUnwinder(), symbolizer: symbolizer)
+        if options.spanLabels { pipeline.spans = SpanLabeler(comparesWithNewest: options.comparesNewestSpanReader) }
         let deadline = options.duration.map { started + UInt64($0 * 1e9) }
         var stopReason = "stopped"
         var pollFDs = session.pollDescriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         pollFDs.append(pollfd(fd: stopSignals.fd, events: Int16(POLLIN), revents: 0))
 
         while true {
-            _ = poll(&pollFDs, nfds_t(pollFDs.count), 100)
+            _ = poll(&pollFDs, nfds_t(pollFDs.count), pipeline.spans != nil ? 1 : 100)
             pipeline.consume(session.drain())
             if let signal = stopSignals.received() {
                 stopReason = signal == SIGINT ? "interrupted" : "terminated"
@@ -119,7 +127,9 @@ public enum Recorder {
         let periodNanos = Int64(1_000_000_000 / options.frequency)
         var assembler = ProfileAssembler(registry: pipeline.registry, symbolizer: symbolizer, periodNanos: periodNanos,
                                          timeNanos: startedWall, durationNanos: Int64(elapsed * 1e9))
-        assembler.add(pipeline.aggregator)
+        let spans = pipeline.spans
+        assembler.add(pipeline.aggregator) { key in spans?.profileLabels(key.spans, pid: key.pid) ?? [] }
+        spans?.addComments(to: &assembler.builder)
 
         let processes = pipeline.samplesByPid.map { pid, count in
             RecordResult.ProcessSeen(pid: pid, name: pipeline.processes.processes[pid]?.name ?? "?", samples: count)
@@ -128,7 +138,8 @@ public enum Recorder {
         return RecordResult(profile: assembler.profile, samples: pipeline.aggregator.sampleCount,
                             lostRecords: session.lostRecords, durationSeconds: elapsed, frequency: options.frequency,
                             processes: processes, commandExitStatus: command?.exitStatus,
-                            flareCPUSeconds: ownCPUSeconds(), unreadableFiles: symbolizer.failures, stopReason: stopReason)
+                            flareCPUSeconds: ownCPUSeconds(), unreadableFiles: symbolizer.failures, stopReason: stopReason,
+                            spanStatistics: spans?.reader.statistics)
     }
 
     static func ownCPUSeconds() -> Double {

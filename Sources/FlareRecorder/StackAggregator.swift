@@ -12,6 +12,7 @@ struct StackAggregator {
         var frames: [FrameKey]
         var pid: Int32
         var tid: Int32
+        var spans: SpanKey = .none
     }
 
     struct Value {
@@ -23,8 +24,8 @@ struct StackAggregator {
     private(set) var threadNames: [Int64: String] = [:]
     private(set) var sampleCount = 0
 
-    mutating func add(frames: [FrameKey], pid: Int32, tid: Int32, threadName: String, period: UInt64) {
-        let key = Key(frames: frames, pid: pid, tid: tid)
+    mutating func add(frames: [FrameKey], pid: Int32, tid: Int32, threadName: String, period: UInt64, spans: SpanKey = .none) {
+        let key = Key(frames: frames, pid: pid, tid: tid, spans: spans)
         var value = stacks[key, default: Value(count: 0, nanoseconds: 0)]
         value.count += 1
         value.nanoseconds += Int64(clamping: period)

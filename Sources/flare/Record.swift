@@ -41,6 +41,15 @@ struct Record: ParsableCommand {
     @Option(help: "Rows in each table of the summary.")
     var top: Int = 15
 
+    @Option(help: "Summarize CPU by function or by span (the local root span's name).")
+    var by: SummaryGrouping = .function
+
+    @Flag(name: .customLong("no-span-labels"), help: "Do not read span context (FLARE_SLOTS, OTEL_CTX) from the targets.")
+    var noSpanLabels = false
+
+    @Flag(name: .customLong("compare-span-readers"), help: .hidden)
+    var compareSpanReaders = false
+
     @Flag(name: [.customShort("q"), .long], help: "Do not print the summary.")
     var quiet = false
 
@@ -49,6 +58,10 @@ struct Record: ParsableCommand {
 
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
         case pprof, folded, summary
+    }
+
+    enum SummaryGrouping: String, ExpressibleByArgument, CaseIterable {
+        case function, span
     }
 
     func validate() throws {
@@ -76,7 +89,9 @@ struct Record: ParsableCommand {
     func run() throws {
         let target: RecordOptions.Target
         if let pid { target = .process(pid) } else if allProcesses { target = .system } else { target = .command(command) }
-        let options = RecordOptions(target: target, frequency: frequency, duration: try checkInputs())
+        var options = RecordOptions(target: target, frequency: frequency, duration: try checkInputs())
+        options.spanLabels = !noSpanLabels
+        options.comparesNewestSpanReader = compareSpanReaders
         let result: RecordResult
         do {
             result = try Recorder.record(options)
@@ -98,12 +113,12 @@ struct Record: ParsableCommand {
             StandardStream.out.write(result.profile.folded())
             summaryStream = .error
         case (.summary, let path?):
-            try write(Array(result.summary(top: top).utf8), to: path)
+            try write(Array(result.summary(top: top, bySpan: by == .span).utf8), to: path)
         case (.summary, nil):
             break
         }
         if !quiet && !(chosenFormat == .summary && output != nil) {
-            summaryStream.write(result.summary(top: top))
+            summaryStream.write(result.summary(top: top, bySpan: by == .span))
         }
         if let output, !quiet { StandardStream.error.write("Wrote \(output)\n") }
     }

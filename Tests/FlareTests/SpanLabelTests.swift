@@ -1,0 +1,89 @@
+import FlareProfile
+import Foundation
+import Testing
+
+/// Span labels end to end: workloads whose threads run short spans in turn,
+/// each span burning CPU in its own function, recorded by the real `flare`.
+/// Every sample whose stack holds span K's function must carry span K's ids.
+@Suite("span labels", .serialized)
+struct SpanLabelTests {
+    /// What the ground truth says about one recording.
+    struct Attribution: CustomStringConvertible {
+        var inSpanFunctions: Int64 = 0
+        var labelled: Int64 = 0
+        var mislabelled: Int64 = 0
+        var examples: [String] = []
+
+        var labelledPercent: Double { inSpanFunctions > 0 ? Double(labelled) * 100 / Double(inSpanFunctions) : 0 }
+        var description: String {
+            "\(labelled)/\(inSpanFunctions) labelled (\(String(format: "%.2f", labelledPercent))%), \(mislabelled) mislabelled"
+        }
+    }
+
+    /// Checks each sample against the ids the workloads encode: span_id =
+    /// 5A | thread << 40 | K << 32 | counter, trace_id's low half = span_id.
+    static func attribution(_ profile: Profile, functionPattern: String, labelKey: String = "span_id") -> Attribution {
+        var result = Attribution()
+        let regex = try! NSRegularExpression(pattern: functionPattern)
+        for sample in profile.samples {
+            let functions = profile.frames(of: sample).map(\.function)
+            guard let k = functions.lazy.compactMap({ name -> Int? in
+                let range = NSRange(name.startIndex..., in: name)
+                guard let match = regex.firstMatch(in: name, range: range), let r = Range(match.range(at: 1), in: name) else { return nil }
+                return Int(name[r])
+            }).first else { continue }
+            let count = sample.values[0]
+            result.inSpanFunctions += count
+            let labels = Dictionary(sample.labels.map { (profile.string($0.key), profile.string($0.str)) }, uniquingKeysWith: { a, _ in a })
+            guard let spanHex = labels[labelKey], let span = UInt64(spanHex, radix: 16) else { continue }
+            result.labelled += count
+            let thread = labels["thread_name"].flatMap { $0.hasPrefix("worker") ? UInt64($0.dropFirst(6)) : nil }
+            var ok = span >> 56 == 0x5A && (span >> 32) & 0xff == UInt64(k) && thread == (span >> 40) & 0xff
+            if labelKey == "span_id" {
+                ok = ok && labels["trace_id"]?.hasSuffix(spanHex) == true && labels["span_name"] == "span-\(k)"
+            }
+            if !ok {
+                result.mislabelled += count
+                if result.examples.count < 5 { result.examples.append("span_work_\(k) on \(labels["thread_name"] ?? "?") labelled \(labels)") }
+            }
+        }
+        return result
+    }
+
+    static func record(_ command: [String], name: String, extra: [String] = []) throws -> (Profile, TestSupport.Output) {
+        let path = TestSupport.temporaryPath("\(name)-\(UUID().uuidString).pb.gz")
+        let output = try TestSupport.flare(["record", "-F", "999", "-o", path] + extra + ["--"] + command)
+        guard output.status == 0 else { throw TestFailure("flare record failed (\(output.status)): \(output.stderr)") }
+        return (try Profile(pprofFile: [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))), output)
+    }
+
+    static func check(_ attribution: Attribution, rate: Int, workload: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        print("span labels, \(workload) workload, \(rate) switches/s per thread: \(attribution)")
+        #expect(attribution.inSpanFunctions > 500, "too few samples in span functions: \(attribution)", sourceLocation: sourceLocation)
+        #expect(attribution.mislabelled == 0, "mislabelled: \(attribution.examples)", sourceLocation: sourceLocation)
+        if rate <= 1000 {
+            #expect(attribution.labelledPercent >= 99, "\(attribution)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test(arguments: [100, 1000, 10000])
+    func cWorkloadSamplesCarryTheirSpan(rate: Int) throws {
+        let binary = try TestSupport.compileC("spans.c", flags: ["-O0", "-fno-omit-frame-pointer", "-I", TestSupport.packageRoot.appendingPathComponent("clients/c").path])
+        let (profile, output) = try Self.record([binary, String(rate), "3000"], name: "spans-c-\(rate)")
+        Self.check(Self.attribution(profile, functionPattern: "^span_work_([0-9]+)$"), rate: rate, workload: "C")
+        #expect(output.stdout.contains("Span labels:"), "\(output.stdout)")
+        // The resource from OTEL_CTX reaches every sample of the process.
+        let services = Set(profile.samples.compactMap { s in s.labels.first { profile.string($0.key) == "service_name" }.map { profile.string($0.str) } })
+        #expect(services == ["ground-truth-c"])
+        #expect(profile.comments.map { profile.string($0) }.contains { $0.contains("service.name=ground-truth-c") && $0.contains("service.version=1.0") })
+    }
+
+    @Test func bySpanSummaryShowsCPUPerSpanName() throws {
+        let binary = try TestSupport.compileC("spans.c", flags: ["-O0", "-fno-omit-frame-pointer", "-I", TestSupport.packageRoot.appendingPathComponent("clients/c").path])
+        let output = try TestSupport.flare(["record", "-F", "999", "--by", "span", "--", binary, "200", "1500"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("CPU by span"))
+        for k in 0..<12 { #expect(output.stdout.contains("span-\(k)\n"), "span-\(k) missing: \(output.stdout)") }
+        #expect(!output.stdout.contains("Top functions by self time"))
+    }
+}
