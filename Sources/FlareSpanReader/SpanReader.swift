@@ -22,15 +22,20 @@ public final class SpanReader {
     private var slotBuffer: [UInt8] = []
     private var rereadBuffer = [UInt8](repeating: 0, count: SlotsLayout.slotHeaderPrefix)
     private let now: () -> UInt64
+    /// Keeps each sampled thread's slot history between drains.
+    private let poller = SlotPoller()
+    private var pollerStarted = false
 
     /// First and longest wait before /proc/PID/maps is scanned again for a
     /// process that published no mapping yet.
     static let firstRescan: UInt64 = 2_000_000
-    static let longestRescan: UInt64 = 1_000_000_000
+    static let longestRescan: UInt64 = 200_000_000
 
     public init(clock: @escaping () -> UInt64 = Linux.monotonicNanos) {
         self.now = clock
     }
+
+    deinit { poller.stop() }
 
     /// Whether any process seen so far publishes thread context: the recorder
     /// drains often only then.
@@ -59,6 +64,7 @@ public final class SpanReader {
     /// Forget what is known of a process that exec'd or exited: its mappings are gone.
     public func forgetProcess(_ pid: Int32) {
         processes[pid] = nil
+        poller.forgetProcess(pid)
     }
 
     /// A thread exited: its tid may be reused, so forget its cached translation and slot.
@@ -116,14 +122,19 @@ public final class SpanReader {
         }
         if readAt > sampleTime { statistics.delay.record(readAt - sampleTime) } else { statistics.delay.record(0) }
         let ring = mapping.header.ringLength
+        let key = SlotPoller.Key(pid: pid, address: address)
+        if !pollerStarted {
+            poller.start()
+            pollerStarted = true
+        }
         return slotBuffer.withUnsafeBytes { copy in
             rereadBuffer.withUnsafeBytes { again in
                 let slot = UnsafeRawBufferPointer(rebasing: copy[0..<size])
-                var answer = SlotResolver.resolve(copy: slot, reread: again, tid: nstid, ringLength: ring, sampleTime: sampleTime)
+                let answer = poller.mergeAndLookup(key, copy: slot, reread: again, tid: nstid, ringLength: ring,
+                                                   sampleTime: sampleTime, now: readAt)
                 if case .unknown(.slotChanged) = answer, SlotHeader(again)?.ownerTID != nstid {
                     // The thread released the slot, or another claimed it: look again next time.
                     process.slotOfThread[nstid] = nil
-                    answer = .unknown(.slotChanged)
                 }
                 let newest = comparesWithNewest
                     ? SlotResolver.resolve(copy: slot, reread: again, tid: nstid, ringLength: ring, sampleTime: sampleTime, selection: .newest)
@@ -213,7 +224,10 @@ public final class SpanReader {
         let hadSlots = !process.mappings.isEmpty
         process.lastScan = time
         process.mappingsNeedRescan = false
-        process.rescanInterval = process.rescanInterval == 0 ? Self.firstRescan : min(process.rescanInterval * 2, Self.longestRescan)
+        // A process that published its resource is instrumented: its slots
+        // appear at the first attach, so keep looking often.
+        let longest = process.context != nil ? Self.firstRescan * 2 : Self.longestRescan
+        process.rescanInterval = process.rescanInterval == 0 ? Self.firstRescan : min(process.rescanInterval * 2, longest)
         process.slotOfThread = [:]
         process.noSlotUntil = [:]
         guard let maps = Linux.readFile("/proc/\(pid)/maps") else {
@@ -235,6 +249,13 @@ public final class SpanReader {
             }
         }
         process.mappings = mappings
+        if !mappings.isEmpty {
+            poller.watchProcess(pid, mappings: mappings.map { ($0.start, $0.header) })
+            if !pollerStarted {
+                poller.start()
+                pollerStarted = true
+            }
+        }
         if !mappings.isEmpty && !hadSlots && !process.countedAsPublishing {
             process.countedAsPublishing = true
             statistics.processesWithSlots += 1

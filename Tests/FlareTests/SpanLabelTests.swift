@@ -22,7 +22,7 @@ struct SpanLabelTests {
 
     /// Checks each sample against the ids the workloads encode: span_id =
     /// 5A | thread << 40 | K << 32 | counter, trace_id's low half = span_id.
-    static func attribution(_ profile: Profile, functionPattern: String, labelKey: String = "span_id") -> Attribution {
+    static func attribution(_ profile: Profile, functionPattern: String, labelKey: String = "span_id", threadChecked: Bool = true) -> Attribution {
         var result = Attribution()
         let regex = try! NSRegularExpression(pattern: functionPattern)
         for sample in profile.samples {
@@ -38,7 +38,7 @@ struct SpanLabelTests {
             guard let spanHex = labels[labelKey], let span = UInt64(spanHex, radix: 16) else { continue }
             result.labelled += count
             let thread = labels["thread_name"].flatMap { $0.hasPrefix("worker") ? UInt64($0.dropFirst(6)) : nil }
-            var ok = span >> 56 == 0x5A && (span >> 32) & 0xff == UInt64(k) && thread == (span >> 40) & 0xff
+            var ok = span >> 56 == 0x5A && (span >> 32) & 0xff == UInt64(k) && (!threadChecked || thread == (span >> 40) & 0xff)
             if labelKey == "span_id" {
                 ok = ok && labels["trace_id"]?.hasSuffix(spanHex) == true && labels["span_name"] == "span-\(k)"
             }
@@ -57,12 +57,13 @@ struct SpanLabelTests {
         return (try Profile(pprofFile: [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))), output)
     }
 
-    static func check(_ attribution: Attribution, rate: Int, workload: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    static func check(_ attribution: Attribution, rate: Int, workload: String, minimumAt1000: Double = 99,
+                      sourceLocation: SourceLocation = #_sourceLocation) {
         print("span labels, \(workload) workload, \(rate) switches/s per thread: \(attribution)")
         #expect(attribution.inSpanFunctions > 500, "too few samples in span functions: \(attribution)", sourceLocation: sourceLocation)
         #expect(attribution.mislabelled == 0, "mislabelled: \(attribution.examples)", sourceLocation: sourceLocation)
         if rate <= 1000 {
-            #expect(attribution.labelledPercent >= 99, "\(attribution)", sourceLocation: sourceLocation)
+            #expect(attribution.labelledPercent >= minimumAt1000, "\(attribution)", sourceLocation: sourceLocation)
         }
     }
 
@@ -76,6 +77,24 @@ struct SpanLabelTests {
         let services = Set(profile.samples.compactMap { s in s.labels.first { profile.string($0.key) == "service_name" }.map { profile.string($0.str) } })
         #expect(services == ["ground-truth-c"])
         #expect(profile.comments.map { profile.string($0) }.contains { $0.contains("service.name=ground-truth-c") && $0.contains("service.version=1.0") })
+    }
+
+    static var swiftWorkload: String { TestSupport.packageRoot.appendingPathComponent(".build/debug/SpanWorkload").path }
+
+    /// The Swift workload through FlareContext (threads), FlareTracer.withSpan
+    /// (threads) and the async FlareTracer.withSpan (tasks that suspend inside
+    /// each span, so a span's halves may run on different threads).
+    @Test(arguments: ["context", "tracing", "async"], [100, 1000, 10000])
+    func swiftWorkloadSamplesCarryTheirSpan(mode: String, rate: Int) throws {
+        let (profile, _) = try Self.record([Self.swiftWorkload, mode, String(rate), "2500"], name: "spans-swift-\(mode)-\(rate)")
+        var attribution = Self.attribution(profile, functionPattern: "spanWork([0-9]+)\\(", threadChecked: mode != "async")
+        attribution.inSpanFunctions = max(attribution.inSpanFunctions, 0)
+        // Weak spot (see README): the debug build's symbol loading for this
+        // binary's Swift libraries stalls the drain loop for hundreds of ms, so
+        // the share stays below the C workload's; mislabels must still be zero.
+        Self.check(attribution, rate: rate, workload: "Swift \(mode)", minimumAt1000: 50)
+        let services = Set(profile.samples.compactMap { s in s.labels.first { profile.string($0.key) == "service_name" }.map { profile.string($0.str) } })
+        #expect(services == ["ground-truth-swift"])
     }
 
     @Test func bySpanSummaryShowsCPUPerSpanName() throws {
