@@ -89,6 +89,21 @@ let arguments = CommandLine.arguments
 let mode = arguments.count > 1 ? arguments[1] : "context"
 let rate = max(1, arguments.count > 2 ? UInt64(arguments[2]) ?? 1000 : 1000)
 let milliseconds = arguments.count > 3 ? UInt64(arguments[3]) ?? 2000 : 2000
+if mode == "bench" {
+    // Writer cost: one attach + detach pair through FlareContext, beside a bare clock_gettime.
+    let iterations = Int(arguments.count > 2 ? arguments[2] : "2000000") ?? 2_000_000
+    let span = FlareSpanContext(traceIDHigh: 1, traceIDLow: 2, spanID: 3, rootSpanName: "bench")
+    for _ in 0..<1000 { FlareContext.attach(span); FlareContext.detach() }
+    let t0 = now()
+    for _ in 0..<iterations { FlareContext.attach(span); FlareContext.detach() }
+    let t1 = now()
+    var total: UInt64 = 0
+    for _ in 0..<iterations { total &+= now() }
+    let t2 = now()
+    sink &+= total
+    print("swift attach+detach pair: \(Double(t1 - t0) / Double(iterations)) ns; clock_gettime: \(Double(t2 - t1) / Double(iterations)) ns")
+    exit(0)
+}
 try FlareContext.publishResource(serviceName: "ground-truth-swift", serviceVersion: "2.0", environment: "test")
 // Warm-up outside any span: the profiler meets this binary's libraries here
 // (a debug build of Flare needs a few hundred ms to load their symbols), so
