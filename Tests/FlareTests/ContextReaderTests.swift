@@ -31,7 +31,8 @@ struct ContextReaderTests {
 
     /// Section 3.6's worked example: 40 entries alternating attach/detach, entry i at 2000 + 100 i.
     @Test func workedExampleOfTheSpec() {
-        let entries = (0..<40).map { (index: UInt64($0), attached: $0 % 2 == 0, time: 2000 + 100 * UInt64($0)) }
+        var entries: [(index: UInt64, attached: Bool, time: UInt64)] = []
+        for i in 0..<UInt64(40) { entries.append((index: i, attached: i % 2 == 0, time: 2000 + 100 * i)) }
         let copy = Self.slot(head: 40, entries: entries)
         func lookup(_ t: UInt64) -> SpanLookup {
             copy.withUnsafeBytes { c in SlotResolver.resolve(copy: c, reread: UnsafeRawBufferPointer(rebasing: c[0..<32]), tid: 7, ringLength: 16, sampleTime: t) }
@@ -58,7 +59,10 @@ struct ContextReaderTests {
 
     /// Section 2.3's worked example: service.name = "checkout" in 30 bytes.
     @Test func decodesTheProcessContextExample() throws {
-        let payload: [UInt8] = [0x0a, 0x1c, 0x0a, 0x1a, 0x0a, 0x0c] + Array("service.name".utf8) + [0x12, 0x0a, 0x0a, 0x08] + Array("checkout".utf8)
+        var payload: [UInt8] = [0x0a, 0x1c, 0x0a, 0x1a, 0x0a, 0x0c]
+        payload += Array("service.name".utf8)
+        payload += [0x12, 0x0a, 0x0a, 0x08]
+        payload += Array("checkout".utf8)
         #expect(payload.count == 30)
         #expect(try ProcessContext(payload: payload).serviceName == "checkout")
     }
@@ -66,7 +70,9 @@ struct ContextReaderTests {
     /// Random and mutated bytes, many thousands of times: no trap, no out-of-bounds read.
     @Test func hostileBytesNeverCrashTheReader() {
         var rng = SystemRandomNumberGenerator()
-        let valid = Self.slot(head: 40, entries: (0..<40).map { (index: UInt64($0), attached: true, time: UInt64($0)) })
+        var validEntries: [(index: UInt64, attached: Bool, time: UInt64)] = []
+        for i in 0..<UInt64(40) { validEntries.append((index: i, attached: true, time: i)) }
+        let valid = Self.slot(head: 40, entries: validEntries)
         var header = [UInt8](repeating: 0, count: 64)
         for (i, b) in "FLARESLT".utf8.enumerated() { header[i] = b }
         for i in 0..<20_000 {
