@@ -9,11 +9,16 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
     ],
     targets: [
         // C at the edges: what Swift cannot call directly.
         .target(name: "CPerfEvent"),
         .target(name: "CDemangle", linkerSettings: [.linkedLibrary("stdc++")]),
+        // The C writer of the context ABI (clients/c/flare_context.h), compiled once.
+        .target(name: "CFlareContext", exclude: ["flare_context.h"]),
+        // process_vm_readv, which Glibc's Swift module does not export.
+        .target(name: "CRemoteMemory"),
         .systemLibrary(name: "CElfutils", pkgConfig: "libdw", providers: [.apt(["libdw-dev", "libelf-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
@@ -27,10 +32,24 @@ let package = Package(
         .target(name: "FlareUnwind", dependencies: ["CElfutils", "FlareSampler", "FlareProcesses"]),
         // Frames to names: ELF symbols, kallsyms, demangling.
         .target(name: "FlareSymbols", dependencies: ["CElfutils", "CDemangle"]),
+        // The context ABI's writer for Swift: publish the resource, attach and detach spans.
+        .target(name: "FlareContext", dependencies: ["CFlareContext"]),
+        // swift-distributed-tracing integration: publishes the span each piece of work runs in.
+        .target(
+            name: "FlareTracing",
+            dependencies: ["FlareContext", .product(name: "Tracing", package: "swift-distributed-tracing")]
+        ),
+        // The context ABI's reader logic: validate, select, decode. Pure, no syscalls.
+        .target(name: "FlareContextReader"),
+        // Reads span context out of traced processes: /proc and process_vm_readv.
+        .target(name: "FlareSpanReader", dependencies: ["FlareContextReader", "FlareSampler", "CRemoteMemory"]),
         // The recording pipeline shared by `flare record` and, later, the agent.
         .target(
             name: "FlareRecorder",
-            dependencies: ["FlareSampler", "FlareProcesses", "FlareUnwind", "FlareSymbols", "FlareProfile"]
+            dependencies: [
+                "FlareSampler", "FlareProcesses", "FlareUnwind", "FlareSymbols", "FlareProfile",
+                "FlareContextReader", "FlareSpanReader",
+            ]
         ),
         .executableTarget(
             name: "flare",
@@ -39,9 +58,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Ground-truth workload for the span-label tests: Swift threads and tasks publishing spans.
+        .executableTarget(
+            name: "SpanWorkload",
+            dependencies: ["FlareContext", "FlareTracing", .product(name: "Tracing", package: "swift-distributed-tracing")],
+            path: "Tests/SpanWorkload",
+            // Top-level code sharing globals with threads, as workloads do.
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         .testTarget(
             name: "FlareTests",
-            dependencies: ["FlareProfile", "FlareSampler", "FlareProcesses", "FlareSymbols", "FlareRecorder"],
+            dependencies: [
+                "FlareProfile", "FlareSampler", "FlareProcesses", "FlareSymbols", "FlareRecorder",
+                "FlareContextReader", "FlareSpanReader",
+            ],
             exclude: ["Workloads"]
         ),
     ],

@@ -2,7 +2,7 @@ import FlareProfile
 
 extension RecordResult {
     /// The terminal report: what was recorded and where the CPU went.
-    public func summary(top: Int = 15) -> String {
+    public func summary(top: Int = 15, bySpan: Bool = false) -> String {
         let totals = FunctionTotals(profile)
         var lines: [String] = []
         let processWord = processes.count == 1 ? "process" : "processes"
@@ -16,11 +16,20 @@ extension RecordResult {
             return lines.joined(separator: "\n") + "\n"
         }
         lines.append("")
-        lines.append("Top functions by self time:")
-        lines += Self.table(totals.topBySelf(top), totals: totals)
-        lines.append("")
-        lines.append("Top functions by total time:")
-        lines += Self.table(totals.topByTotal(top), totals: totals)
+        if bySpan {
+            lines += spanTable(top: top)
+        } else {
+            lines.append("Top functions by self time:")
+            lines += Self.table(totals.topBySelf(top), totals: totals)
+            lines.append("")
+            lines.append("Top functions by total time:")
+            lines += Self.table(totals.topByTotal(top), totals: totals)
+        }
+        let spans = spanReport()
+        if !spans.isEmpty {
+            lines.append("")
+            lines += spans
+        }
         lines.append("")
         lines.append("Processes seen:")
         for process in processes.prefix(top) {

@@ -1,5 +1,6 @@
 import FlareProfile
 import FlareSampler
+import FlareSpanReader
 import FlareSymbols
 import FlareUnwind
 import Glibc
@@ -31,6 +32,10 @@ public struct RecordOptions: Sendable {
     public var stackBytes: UInt32 = 16384
     /// Inlined calls as frames of their own.
     public var inlineFrames = true
+    /// Label samples with the span their thread was serving (docs/context-abi.md).
+    public var spanLabels = true
+    /// Also label samples with the naive "newest entry" reader (benchmarks only).
+    public var comparesNewestSpanReader = false
 
     public init(target: Target, frequency: UInt64 = 99, duration: Double? = nil, callGraph: CallGraph = .dwarf, stackBytes: UInt32 = 16384) {
         self.target = target
@@ -66,6 +71,8 @@ public struct RecordResult: Sendable {
     public var truncatedStacks: [String: Int]
     /// Memory held by compiled unwind tables.
     public var unwindTableBytes: Int
+    /// What the span reader did; nil when span labels were off.
+    public var spanStatistics: SpanReadStatistics?
 }
 
 /// Runs a recording: opens the perf events, drains them until the target
@@ -121,13 +128,16 @@ public enum Recorder {
         _ pipeline: inout SamplePipeline<U>, session: SamplingSession, command: LaunchedCommand?, options: RecordOptions,
         stopSignals: StopSignals, started: UInt64, startedWall: Int64, symbolizer: Symbolizer, unwindTables: UnwindTableCache
     ) throws(SamplerError) -> RecordResult {
+        if options.spanLabels { pipeline.spans = SpanLabeler(comparesWithNewest: options.comparesNewestSpanReader) }
         let deadline = options.duration.map { started + UInt64($0 * 1e9) }
         var stopReason = "stopped"
         var pollFDs = session.pollDescriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         pollFDs.append(pollfd(fd: stopSignals.fd, events: Int16(POLLIN), revents: 0))
 
         while true {
-            _ = poll(&pollFDs, nfds_t(pollFDs.count), 100)
+            // Span rings reach back only a few transitions, so with span labels on
+            // the rings are drained every millisecond, from the first sample on.
+            _ = poll(&pollFDs, nfds_t(pollFDs.count), pipeline.spans != nil ? 1 : 100)
             pipeline.consume(session.drain())
             if let signal = stopSignals.received() {
                 stopReason = signal == SIGINT ? "interrupted" : "terminated"
@@ -167,7 +177,9 @@ public enum Recorder {
         let periodNanos = Int64(1_000_000_000 / max(frequency, 1))
         var assembler = ProfileAssembler(registry: pipeline.registry, symbolizer: symbolizer, periodNanos: periodNanos,
                                          timeNanos: startedWall, durationNanos: Int64(elapsed * 1e9))
-        assembler.add(pipeline.aggregator)
+        let spans = pipeline.spans
+        assembler.add(pipeline.aggregator) { key in spans?.profileLabels(key.spans, pid: key.pid) ?? [] }
+        spans?.addComments(to: &assembler.builder)
 
         let processes = pipeline.samplesByPid.map { pid, count in
             RecordResult.ProcessSeen(pid: pid, name: pipeline.processes.processes[pid]?.name ?? "?", samples: count)
@@ -179,7 +191,8 @@ public enum Recorder {
                             lostRecords: lostRecords, durationSeconds: elapsed, frequency: frequency,
                             processes: processes, commandExitStatus: commandExitStatus,
                             flareCPUSeconds: ownCPUSeconds(), unreadableFiles: unreadable, stopReason: stopReason,
-                            truncatedStacks: pipeline.truncatedStacks, unwindTableBytes: unwindTables.memoryBytes)
+                            truncatedStacks: pipeline.truncatedStacks, unwindTableBytes: unwindTables.memoryBytes,
+                            spanStatistics: spans?.reader.statistics)
     }
 
     static func ownCPUSeconds() -> Double {

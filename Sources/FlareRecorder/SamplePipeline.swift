@@ -11,6 +11,8 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
     var registry: ModuleRegistry
     var unwinder: Unwinder
     var aggregator = StackAggregator()
+    /// Labels samples with their thread's span; nil when span labels are off.
+    var spans: SpanLabeler?
     private(set) var lostRecords: UInt64 = 0
     private(set) var truncatedStacks: [String: Int] = [:]
     private(set) var samplesByPid: [Int32: Int] = [:]
@@ -26,16 +28,27 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
     }
 
     mutating func consume(_ records: [PerfRecord]) {
-        for record in records {
+        // Spans first, for the whole batch, before any unwinding or symbol
+        // loading delays the reads: a thread's ring only reaches back a few transitions.
+        let spanKeys = spans.map { _ in labelSpans(records) } ?? []
+        for (index, record) in records.enumerated() {
             switch record {
-            case .sample(let sample): add(sample)
+            case .sample(let sample): add(sample, spans: spanKeys.isEmpty ? .none : spanKeys[index])
             case .lost(let count, _): lostRecords += count
             default: processes.apply(record)
             }
         }
     }
 
-    private mutating func add(_ sample: SampleRecord) {
+    private mutating func labelSpans(_ records: [PerfRecord]) -> [SpanKey] {
+        records.map { record in
+            spans?.observe(record)
+            guard case .sample(let sample) = record, sample.pid > 0 || sample.tid > 0 else { return .none }
+            return spans?.key(for: sample) ?? .none
+        }
+    }
+
+    private mutating func add(_ sample: SampleRecord, spans spanKey: SpanKey = .none) {
         // pid -1/0 with tid 0 is the idle task: no process to attribute to.
         guard sample.pid > 0 || sample.tid > 0 else { return }
         let process = processes.process(sample.pid)
@@ -70,7 +83,7 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
             frames.append(FrameKey(module: ModuleRegistry.markerID, address: UInt64(truncation.markerIndex)))
         }
         aggregator.add(frames: frames, pid: sample.pid, tid: sample.tid,
-                       threadName: process.threadName(sample.tid), period: sample.period)
+                       threadName: process.threadName(sample.tid), period: sample.period, spans: spanKey)
         samplesByPid[sample.pid, default: 0] += 1
         if firstSampleTime == 0 { firstSampleTime = sample.time }
         lastSampleTime = max(lastSampleTime, sample.time)

@@ -12,6 +12,7 @@ struct StackAggregator {
         var frames: [FrameKey]
         var pid: Int32
         var tid: Int32
+        var spans: SpanKey = .none
     }
 
     struct Value {
@@ -28,9 +29,9 @@ struct StackAggregator {
     private(set) var threadNames: [Int64: String] = [:]
     private(set) var sampleCount = 0
 
-    mutating func add(frames: [FrameKey], pid: Int32, tid: Int32, threadName: String, period: UInt64) {
+    mutating func add(frames: [FrameKey], pid: Int32, tid: Int32, threadName: String, period: UInt64, spans: SpanKey = .none) {
         // Modified in place: the (often long) key is hashed once.
-        stacks[Key(frames: frames, pid: pid, tid: tid), default: Value(count: 0, nanoseconds: 0)].add(period: period)
+        stacks[Key(frames: frames, pid: pid, tid: tid, spans: spans), default: Value(count: 0, nanoseconds: 0)].add(period: period)
         threadNames[Int64(pid) << 32 | Int64(UInt32(bitPattern: tid))] = threadName
         sampleCount += 1
     }

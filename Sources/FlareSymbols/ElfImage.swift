@@ -1,9 +1,13 @@
 import CElfutils
 import Glibc
 
-/// What Flare needs from one ELF file, read once with libelf: its build-id,
-/// its loadable segments (to turn file offsets into virtual addresses) and its
+/// What Flare needs from one ELF file, read with libelf: its build-id, its
+/// loadable segments (to turn file offsets into virtual addresses) and its
 /// function symbols from `.symtab` and `.dynsym`.
+///
+/// Opening reads only the headers and keeps the file descriptor, so the file
+/// stays readable even if it is deleted or replaced later; the symbol table is
+/// read on first use, once recording is over, not while samples wait.
 public final class ElfImage: @unchecked Sendable {
     public struct Segment: Sendable {
         public var fileOffset: UInt64
@@ -14,8 +18,6 @@ public final class ElfImage: @unchecked Sendable {
     public let path: String
     public let buildID: [UInt8]?
     public let segments: [Segment]
-    public private(set) var symbols: SymbolTable
-    public private(set) var hasSymtab: Bool
     /// The separate debug file's name from `.gnu_debuglink`, if any.
     public let debugLink: String?
     /// The path the process mapped it from (`path` may be a /proc alias):
@@ -23,6 +25,9 @@ public final class ElfImage: @unchecked Sendable {
     public internal(set) var originalPath: String?
     /// Where the symbols came from, when not from this file (separate debug info).
     public private(set) var symbolSource: String?
+    /// The open file: the same inode whatever happens to the path.
+    private let fd: Int32
+    private var loaded: (symbols: SymbolTable, hasSymtab: Bool)?
 
     public struct OpenError: Error, CustomStringConvertible {
         public let description: String
@@ -34,13 +39,17 @@ public final class ElfImage: @unchecked Sendable {
         guard Self.libelfReady else { throw OpenError(description: "libelf version mismatch") }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw OpenError(description: "\(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
         guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else {
+            close(fd)
             throw OpenError(description: "\(path): not readable as ELF")
         }
         defer { elf_end(elf) }
-        guard elf_kind(elf) == ELF_K_ELF else { throw OpenError(description: "\(path): not an ELF file") }
+        guard elf_kind(elf) == ELF_K_ELF else {
+            close(fd)
+            throw OpenError(description: "\(path): not an ELF file")
+        }
         self.path = path
+        self.fd = fd
 
         var idPointer: UnsafeRawPointer?
         let idLength = dwelf_elf_gnu_build_id(elf, &idPointer)
@@ -61,22 +70,52 @@ public final class ElfImage: @unchecked Sendable {
             }
         }
         self.segments = segments
+        debugLink = Self.debugLink(elf).flatMap { $0.isEmpty || $0.contains("/") ? nil : $0 }
+    }
 
-        var collected = SymbolTable.Builder()
-        var sawSymtab = false
-        var link: String?
+    deinit { close(fd) }
+
+    /// A path that opens this very file while the image lives.
+    public var openPath: String { "/proc/self/fd/\(fd)" }
+
+    public var symbols: SymbolTable { loadedSymbols().symbols }
+    public var hasSymtab: Bool { loadedSymbols().hasSymtab }
+    var symbolsAreLoaded: Bool { loaded != nil }
+
+    private func loadedSymbols() -> (symbols: SymbolTable, hasSymtab: Bool) {
+        if let loaded { return loaded }
+        let read = Self.readSymbols(fd: fd)
+        loaded = read
+        return read
+    }
+
+    private static func debugLink(_ elf: OpaquePointer) -> String? {
         var stringsIndex = 0
-        if elf_getshdrstrndx(elf, &stringsIndex) != 0 { stringsIndex = 0 }
+        guard elf_getshdrstrndx(elf, &stringsIndex) == 0 else { return nil }
         var section = elf_nextscn(elf, nil)
         while let scn = section {
             defer { section = elf_nextscn(elf, scn) }
             var header = GElf_Shdr()
-            if gelf_getshdr(scn, &header) != nil, stringsIndex != 0,
-               let name = elf_strptr(elf, stringsIndex, Int(header.sh_name)), strcmp(name, ".gnu_debuglink") == 0,
-               let data = elf_getdata(scn, nil), let bytes = data.pointee.d_buf, data.pointee.d_size > 4 {
+            if gelf_getshdr(scn, &header) != nil, let name = elf_strptr(elf, stringsIndex, Int(header.sh_name)),
+               strcmp(name, ".gnu_debuglink") == 0, let data = elf_getdata(scn, nil), let bytes = data.pointee.d_buf,
+               data.pointee.d_size > 4 {
                 let raw = UnsafeRawBufferPointer(start: bytes, count: data.pointee.d_size)
-                link = String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                return String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
+        }
+        return nil
+    }
+
+    /// Function symbols of `.symtab` and `.dynsym`.
+    private static func readSymbols(fd: Int32) -> (symbols: SymbolTable, hasSymtab: Bool) {
+        var collected = SymbolTable.Builder()
+        var sawSymtab = false
+        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else { return (SymbolTable(collected), false) }
+        defer { elf_end(elf) }
+        var section = elf_nextscn(elf, nil)
+        while let scn = section {
+            defer { section = elf_nextscn(elf, scn) }
+            var header = GElf_Shdr()
             guard gelf_getshdr(scn, &header) != nil,
                   header.sh_type == UInt32(SHT_SYMTAB) || header.sh_type == UInt32(SHT_DYNSYM),
                   header.sh_entsize > 0, let data = elf_getdata(scn, nil) else { continue }
@@ -92,17 +131,14 @@ public final class ElfImage: @unchecked Sendable {
                               binding: Self.binding(symbol.st_info >> 4))
             }
         }
-        hasSymtab = sawSymtab
-        symbols = SymbolTable(collected)
-        debugLink = link.flatMap { $0.isEmpty || $0.contains("/") ? nil : $0 }
+        return (SymbolTable(collected), sawSymtab)
     }
 
     /// Takes the symbols of this file's separate debug file (same link-time
     /// addresses), which has the full `.symtab` a stripped file lacks.
     func adoptSymbols(from debugFile: ElfImage) {
         guard debugFile.symbols.count > symbols.count else { return }
-        symbols = debugFile.symbols
-        hasSymtab = debugFile.hasSymtab
+        loaded = (debugFile.symbols, debugFile.hasSymtab)
         symbolSource = debugFile.path
     }
 

@@ -39,20 +39,10 @@ public final class Symbolizer {
                 lastError = error.description
             }
         }
-        if let image = opened, let id = image.buildID {
-            if let shared = imagesByBuildID[id] {
-                opened = shared
-            } else {
-                imagesByBuildID[id] = image
-                image.originalPath = candidates.last
-                if !image.hasSymtab, let debugFile = DebugInfoLocator(root: debugRoot).find(for: image, originalPath: candidates.last) {
-                    image.adoptSymbols(from: debugFile)
-                }
-            }
-        } else if let image = opened {
+        if let image = opened {
             image.originalPath = candidates.last
-            if !image.hasSymtab, let debugFile = DebugInfoLocator(root: debugRoot).find(for: image, originalPath: candidates.last) {
-                image.adoptSymbols(from: debugFile)
+            if let id = image.buildID {
+                if let shared = imagesByBuildID[id] { opened = shared } else { imagesByBuildID[id] = image }
             }
         }
         if opened == nil, let first = candidates.last { failures[first] = lastError }
@@ -84,9 +74,8 @@ public final class Symbolizer {
     private func debugInfo(for image: ElfImage) -> SourceLines? {
         let key = ObjectIdentifier(image)
         if let cached = sourceLines[key] { return cached }
-        // The /proc alias the image was opened by may be gone once the process
-        // exits; the path it was mapped from usually is not.
-        var lines = SourceLines(path: image.path) ?? image.originalPath.flatMap { SourceLines(path: $0) }
+        // The image's own descriptor reaches the file even if it was deleted or replaced.
+        var lines = SourceLines(path: image.openPath)
         if lines == nil {
             let locator = DebugInfoLocator(root: debugRoot)
             for path in locator.candidates(for: image, originalPath: image.originalPath) where access(path, R_OK) == 0 {
@@ -97,8 +86,18 @@ public final class Symbolizer {
         return lines
     }
 
+    /// Reads the image's symbols on first use, from its separate debug file
+    /// when the file itself is stripped of `.symtab`.
+    private func prepareSymbols(_ image: ElfImage) {
+        guard !image.symbolsAreLoaded else { return }
+        if !image.hasSymtab, let debugFile = DebugInfoLocator(root: debugRoot).find(for: image, originalPath: image.originalPath) {
+            image.adoptSymbols(from: debugFile)
+        }
+    }
+
     /// The demangled function containing a file offset of `image`.
     public func function(in image: ElfImage, fileOffset: UInt64) -> String? {
+        prepareSymbols(image)
         guard let symbol = image.symbols.lookup(image.virtualAddress(fileOffset: fileOffset)) else { return nil }
         // "name@@GLIBC_2.34": the symbol version is not part of the function's name.
         if let at = symbol.firstIndex(of: "@"), at != symbol.startIndex { return demangle(String(symbol[..<at])) }

@@ -9,7 +9,7 @@ enum ProfileOutput {
         case pprof, folded, summary
     }
 
-    static func emit(_ result: RecordResult, to output: String?, format: Format?, top: Int, quiet: Bool) throws {
+    static func emit(_ result: RecordResult, to output: String?, format: Format?, top: Int, quiet: Bool, bySpan: Bool = false) throws {
         let chosen = format ?? (output != nil ? .pprof : .summary)
         var summaryStream = StandardStream.out
         switch (chosen, output) {
@@ -23,12 +23,12 @@ enum ProfileOutput {
             StandardStream.out.write(result.profile.folded())
             summaryStream = .error
         case (.summary, let path?):
-            try write(Array(result.summary(top: top).utf8), to: path)
+            try write(Array(result.summary(top: top, bySpan: bySpan).utf8), to: path)
         case (.summary, nil):
             break
         }
         if !quiet && !(chosen == .summary && output != nil) {
-            summaryStream.write(result.summary(top: top))
+            summaryStream.write(result.summary(top: top, bySpan: bySpan))
         }
         if let output, !quiet { StandardStream.error.write("Wrote \(output)\n") }
     }

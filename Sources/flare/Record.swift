@@ -49,6 +49,15 @@ struct Record: ParsableCommand {
     @Option(help: "Rows in each table of the summary.")
     var top: Int = 15
 
+    @Option(help: "Summarize CPU by function or by span (the local root span's name).")
+    var by: SummaryGrouping = .function
+
+    @Flag(name: .customLong("no-span-labels"), help: "Do not read span context (FLARE_SLOTS, OTEL_CTX) from the targets.")
+    var noSpanLabels = false
+
+    @Flag(name: .customLong("compare-span-readers"), help: .hidden)
+    var compareSpanReaders = false
+
     @Flag(name: [.customShort("q"), .long], help: "Do not print the summary.")
     var quiet = false
 
@@ -57,6 +66,10 @@ struct Record: ParsableCommand {
 
     @Argument(parsing: .postTerminator, help: "The command to run and profile, after --.")
     var command: [String] = []
+
+    enum SummaryGrouping: String, ExpressibleByArgument, CaseIterable {
+        case function, span
+    }
 
     func validate() throws {
         let targets = (pid != nil ? 1 : 0) + (allProcesses ? 1 : 0) + (command.isEmpty ? 0 : 1)
@@ -89,6 +102,8 @@ struct Record: ParsableCommand {
         var options = RecordOptions(target: target, frequency: frequency, duration: try checkInputs(),
                                     callGraph: callGraph, stackBytes: stackSize)
         options.inlineFrames = inline
+        options.spanLabels = !noSpanLabels
+        options.comparesNewestSpanReader = compareSpanReaders
         let result: RecordResult
         do {
             result = try Recorder.record(options)
@@ -97,7 +112,7 @@ struct Record: ParsableCommand {
             throw ExitCode.failure
         }
 
-        try ProfileOutput.emit(result, to: output, format: format, top: top, quiet: quiet)
+        try ProfileOutput.emit(result, to: output, format: format, top: top, quiet: quiet, bySpan: by == .span)
     }
 
     static func parseDuration(_ text: String) throws -> Double {

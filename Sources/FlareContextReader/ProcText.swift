@@ -1,0 +1,53 @@
+/// Parsers for the /proc text files the reader consults. Pure: the caller reads the files.
+public enum ProcText {
+    /// A line of /proc/PID/maps naming one of the context mappings.
+    public struct NamedMapping: Equatable, Sendable {
+        public var start: UInt64
+        public var end: UInt64
+        public var path: String
+        public var size: UInt64 { end - start }
+    }
+
+    /// The spellings under which /proc/PID/maps shows a mapping called `name`.
+    public static func pathNames(_ name: String) -> Set<String> {
+        ["/memfd:\(name)", "/memfd:\(name) (deleted)", "[anon:\(name)]", "[anon_shmem:\(name)]"]
+    }
+
+    /// The mappings in `maps` (the text of /proc/PID/maps) named `name`.
+    public static func mappings(named name: String, in maps: String) -> [NamedMapping] {
+        let wanted = pathNames(name)
+        var found: [NamedMapping] = []
+        for line in maps.split(separator: "\n", omittingEmptySubsequences: true) where line.contains(name) {
+            // start-end perms offset dev inode   path (the path may contain spaces)
+            var fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+            guard fields.count == 6 else { continue }
+            fields[5] = fields[5].drop { $0 == " " }
+            let path = String(fields[5])
+            guard wanted.contains(path) else { continue }
+            let bounds = fields[0].split(separator: "-")
+            guard bounds.count == 2, let start = UInt64(bounds[0], radix: 16), let end = UInt64(bounds[1], radix: 16),
+                  end > start
+            else { continue }
+            found.append(NamedMapping(start: start, end: end, path: path))
+        }
+        return found
+    }
+
+    /// The innermost id on the `NSpid:` line of /proc/PID/task/TID/status: the
+    /// tid as the thread itself sees it. nil when the line is absent (Linux < 4.1).
+    public static func innermostNSpid(status: String) -> UInt32? {
+        for line in status.split(separator: "\n") where line.hasPrefix("NSpid:") {
+            let ids = line.dropFirst("NSpid:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return ids.last.flatMap { UInt32($0) }
+        }
+        return nil
+    }
+
+    /// The number of ids on the `NSpid:` line: 1 when the process is in the reader's pid namespace.
+    public static func nspidDepth(status: String) -> Int? {
+        for line in status.split(separator: "\n") where line.hasPrefix("NSpid:") {
+            return line.dropFirst("NSpid:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).count
+        }
+        return nil
+    }
+}

@@ -1,0 +1,352 @@
+import FlareContextReader
+import FlareSampler
+import Glibc
+
+/// Reads the span each sampled thread was serving, from outside the process:
+/// finds FLARE_SLOTS and OTEL_CTX in /proc/PID/maps, maps the host tid to the
+/// tid the writer used, copies the thread's slot with process_vm_readv and
+/// picks the ring entry in force at the sample's own timestamp
+/// (docs/context-abi.md, section 3.6).
+///
+/// Call `lookup` as soon as a sample is drained: the ring only reaches back a
+/// few transitions. Per process it caches the mappings (re-scanning maps with
+/// a back-off while there are none, and after an exec), whether the process
+/// shares the reader's pid namespace, and which slot each thread owns.
+public final class SpanReader {
+    public private(set) var statistics = SpanReadStatistics()
+    /// Also answer with the naive "newest entry" reader, for benchmarks.
+    public var comparesWithNewest = false
+    private var processes: [Int32: ProcessState] = [:]
+    /// Kept after a process exits: the profile is assembled later.
+    private var contexts: [Int32: ProcessContext] = [:]
+    private var slotBuffer: [UInt8] = []
+    private var rereadBuffer = [UInt8](repeating: 0, count: SlotsLayout.slotHeaderPrefix)
+    private let now: () -> UInt64
+    /// Keeps each sampled thread's slot history between drains.
+    private let poller = SlotPoller()
+    private var pollerStarted = false
+
+    /// First and longest wait before /proc/PID/maps is scanned again for a
+    /// process that published no mapping yet.
+    static let firstRescan: UInt64 = 2_000_000
+    static let longestRescan: UInt64 = 200_000_000
+
+    public init(clock: @escaping () -> UInt64 = Linux.monotonicNanos) {
+        self.now = clock
+    }
+
+    deinit { poller.stop() }
+
+    /// Whether any process seen so far publishes thread context: the recorder
+    /// drains often only then.
+    public var anyProcessPublishes: Bool { statistics.processesWithSlots > 0 }
+
+    /// The span thread `tid` of `pid` ran at CLOCK_MONOTONIC time `sampleTime`.
+    public func lookup(pid: Int32, tid: Int32, sampleTime: UInt64) -> SpanLookup {
+        lookupBoth(pid: pid, tid: tid, sampleTime: sampleTime).atSampleTime
+    }
+
+    /// The ABI's answer and, when `comparesWithNewest`, the naive one.
+    public func lookupBoth(pid: Int32, tid: Int32, sampleTime: UInt64) -> (atSampleTime: SpanLookup, newest: SpanLookup?) {
+        let result = resolve(pid: pid, tid: tid, sampleTime: sampleTime)
+        statistics.count(result.0)
+        return result
+    }
+
+    /// The process's OpenTelemetry process context, if it published a valid one.
+    public func processContext(pid: Int32) -> ProcessContext? {
+        contexts[pid]
+    }
+
+    /// Every process context read so far, by pid.
+    public var processContexts: [Int32: ProcessContext] { contexts }
+
+    /// Forget what is known of a process that exec'd or exited: its mappings are gone.
+    public func forgetProcess(_ pid: Int32) {
+        processes[pid] = nil
+        poller.forgetProcess(pid)
+    }
+
+    /// A thread exited: its tid may be reused, so forget its cached translation and slot.
+    public func threadExited(pid: Int32, tid: Int32) {
+        guard let process = processes[pid] else { return }
+        if let nstid = process.namespacedTIDs.removeValue(forKey: tid) {
+            process.slotOfThread[nstid] = nil
+            process.noSlotUntil[nstid] = nil
+        } else if process.sameNamespace == true {
+            process.slotOfThread[UInt32(bitPattern: tid)] = nil
+            process.noSlotUntil[UInt32(bitPattern: tid)] = nil
+        }
+    }
+
+    // MARK: - The protocol
+
+    private func resolve(pid: Int32, tid: Int32, sampleTime: UInt64) -> (SpanLookup, SpanLookup?) {
+        let process = state(of: pid, sampleTime: sampleTime)
+        if let invalid = process.invalidReason, process.mappings.isEmpty {
+            _ = invalid
+            return (.unknown(.badHeader), nil)
+        }
+        guard !process.mappings.isEmpty else { return (.none(.noMapping), nil) }
+        guard let nstid = namespacedTID(process, pid: pid, tid: tid) else { return (.unknown(.threadGone), nil) }
+
+        // Which slot: the cached one if it still names this thread, else a scan.
+        var location = process.slotOfThread[nstid]
+        if location == nil {
+            if let until = process.noSlotUntil[nstid], sampleTime <= until { return (noSlot(process, pid: pid, tid: tid), nil) }
+            switch scanSlots(process, pid: pid, nstid: nstid) {
+            case .failure(let reason): return (.unknown(reason), nil)
+            case .success(let found?): location = found
+            case .success(nil):
+                // No slot at scan time S >= sample time: the thread published
+                // nothing at the sample either (or released it since: "no slot").
+                process.noSlotUntil[nstid] = readTime()
+                return (noSlot(process, pid: pid, tid: tid), nil)
+            }
+            process.slotOfThread[nstid] = location
+        }
+        guard let location else { return (.none(.noSlot), nil) }
+        let mapping = process.mappings[location.mapping]
+        let address = mapping.start &+ mapping.header.slotOffset(location.slot)
+        let size = mapping.header.slotSize
+        if slotBuffer.count < size { slotBuffer = [UInt8](repeating: 0, count: size) }
+
+        let readAt = readTime()
+        let copied = slotBuffer.withUnsafeMutableBytes { buffer in
+            RemoteMemory.read(pid: pid, address: address, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size]))
+        }
+        let reread = rereadBuffer.withUnsafeMutableBytes { RemoteMemory.read(pid: pid, address: address, into: $0) }
+        guard case .success = copied, case .success = reread else {
+            process.mappingsNeedRescan = true
+            return (.unknown(.readError), nil)
+        }
+        if readAt > sampleTime { statistics.delay.record(readAt - sampleTime) } else { statistics.delay.record(0) }
+        let ring = mapping.header.ringLength
+        let key = SlotPoller.Key(pid: pid, address: address)
+        if !pollerStarted {
+            poller.start()
+            pollerStarted = true
+        }
+        return slotBuffer.withUnsafeBytes { copy in
+            rereadBuffer.withUnsafeBytes { again in
+                let slot = UnsafeRawBufferPointer(rebasing: copy[0..<size])
+                let answer = poller.mergeAndLookup(key, copy: slot, reread: again, tid: nstid, ringLength: ring,
+                                                   sampleTime: sampleTime, now: readAt)
+                if case .unknown(.slotChanged) = answer, SlotHeader(again)?.ownerTID != nstid {
+                    // The thread released the slot, or another claimed it: look again next time.
+                    process.slotOfThread[nstid] = nil
+                }
+                let newest = comparesWithNewest
+                    ? SlotResolver.resolve(copy: slot, reread: again, tid: nstid, ringLength: ring, sampleTime: sampleTime, selection: .newest)
+                    : nil
+                return (answer, newest)
+            }
+        }
+    }
+
+    private func noSlot(_ process: ProcessState, pid: Int32, tid: Int32) -> SpanLookup {
+        if access("/proc/\(pid)/task/\(tid)", F_OK) != 0 { return .unknown(.threadGone) }
+        // Whether any thread found no free slot: re-read the overflow counters.
+        for mapping in process.mappings {
+            var header = [UInt8](repeating: 0, count: SlotsLayout.headerSize)
+            let read = header.withUnsafeMutableBytes { RemoteMemory.read(pid: pid, address: mapping.start, into: $0) }
+            guard case .success = read else { continue }
+            let overflow = header.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 40, as: UInt64.self)) }
+            if overflow != 0 { return .unknown(.overflow) }
+        }
+        return .none(.noSlot)
+    }
+
+    private func readTime() -> UInt64 { now() }
+
+    /// Finds the slot owned by `nstid`: the 32-byte header of every slot in one
+    /// vectored read per mapping; the latest claim wins if several match.
+    private func scanSlots(_ process: ProcessState, pid: Int32, nstid: UInt32) -> Result<SlotLocation?, UnknownReason> {
+        var best: (SlotLocation, UInt64)?
+        for (m, mapping) in process.mappings.enumerated() {
+            let count = mapping.header.slotCount
+            let length = SlotsLayout.slotHeaderPrefix
+            let addresses = (0..<count).map { mapping.start &+ mapping.header.slotOffset($0) }
+            var headers = [UInt8](repeating: 0, count: count * length)
+            let read = headers.withUnsafeMutableBytes { RemoteMemory.readMany(pid: pid, addresses: addresses, length: length, into: $0) }
+            guard case .success = read else {
+                process.mappingsNeedRescan = true
+                return .failure(.readError)
+            }
+            headers.withUnsafeBytes { all in
+                for i in 0..<count {
+                    guard let header = SlotHeader(UnsafeRawBufferPointer(rebasing: all[(i * length)..<((i + 1) * length)])),
+                          header.ownerTID == nstid
+                    else { continue }
+                    if best == nil || header.claimTimeNanos > best!.1 {
+                        best = (SlotLocation(mapping: m, slot: i), header.claimTimeNanos)
+                    }
+                }
+            }
+        }
+        return .success(best?.0)
+    }
+
+    private func namespacedTID(_ process: ProcessState, pid: Int32, tid: Int32) -> UInt32? {
+        if process.sameNamespace == nil {
+            let status = Linux.readFile("/proc/\(pid)/status")
+            process.sameNamespace = status.map { (ProcText.nspidDepth(status: $0) ?? 1) == 1 }
+        }
+        if process.sameNamespace == true { return UInt32(bitPattern: tid) }
+        if let cached = process.namespacedTIDs[tid] { return cached }
+        guard let status = Linux.readFile("/proc/\(pid)/task/\(tid)/status") else { return nil }
+        let nstid = ProcText.innermostNSpid(status: status) ?? UInt32(bitPattern: tid)
+        process.namespacedTIDs[tid] = nstid
+        return nstid
+    }
+
+    // MARK: - Discovery
+
+    private func state(of pid: Int32, sampleTime: UInt64) -> ProcessState {
+        let process: ProcessState
+        if let known = processes[pid] {
+            process = known
+        } else {
+            process = ProcessState()
+            processes[pid] = process
+        }
+        let current = readTime()
+        let due = process.lastScan == 0
+            || process.mappingsNeedRescan
+            || (process.mappings.isEmpty && process.invalidReason == nil && sampleTime > process.lastScan
+                && current >= process.lastScan + process.rescanInterval)
+            || (process.context == nil && !process.mappings.isEmpty && current >= process.lastScan + Self.longestRescan)
+        if due { scan(process, pid: pid, at: current) }
+        return process
+    }
+
+    private func scan(_ process: ProcessState, pid: Int32, at time: UInt64) {
+        let hadSlots = !process.mappings.isEmpty
+        process.lastScan = time
+        process.mappingsNeedRescan = false
+        // A process that published its resource is instrumented: its slots
+        // appear at the first attach, so keep looking often.
+        let longest = process.context != nil ? Self.firstRescan * 2 : Self.longestRescan
+        process.rescanInterval = process.rescanInterval == 0 ? Self.firstRescan : min(process.rescanInterval * 2, longest)
+        process.slotOfThread = [:]
+        process.noSlotUntil = [:]
+        guard let maps = Linux.readFile("/proc/\(pid)/maps") else {
+            process.mappings = []
+            return
+        }
+        var mappings: [SlotsMapping] = []
+        var rejected: [String] = []
+        for named in ProcText.mappings(named: SlotsLayout.mappingName, in: maps) {
+            var bytes = [UInt8](repeating: 0, count: SlotsLayout.headerSize)
+            let read = bytes.withUnsafeMutableBytes { RemoteMemory.read(pid: pid, address: named.start, into: $0) }
+            guard case .success = read else {
+                rejected.append("FLARE_SLOTS unreadable")
+                continue
+            }
+            switch bytes.withUnsafeBytes({ raw in Result { () throws(SlotsHeaderError) in try SlotsHeader(raw, mappingSize: named.size) } }) {
+            case .success(let header): mappings.append(SlotsMapping(start: named.start, header: header))
+            case .failure(let error): rejected.append("FLARE_SLOTS \(error)")
+            }
+        }
+        process.mappings = mappings
+        if !mappings.isEmpty {
+            poller.watchProcess(pid, mappings: mappings.map { ($0.start, $0.header) })
+            if !pollerStarted {
+                poller.start()
+                pollerStarted = true
+            }
+        }
+        if !mappings.isEmpty && !hadSlots && !process.countedAsPublishing {
+            process.countedAsPublishing = true
+            statistics.processesWithSlots += 1
+        }
+        if mappings.isEmpty, let reason = rejected.first {
+            process.invalidReason = reason
+            statistics.skippedProcesses[pid] = reason
+        }
+        if process.context == nil, let named = ProcText.mappings(named: ProcessContextLayout.mappingName, in: maps).first {
+            switch readProcessContext(pid: pid, mapping: named) {
+            case .success(let context):
+                process.context = context
+                contexts[pid] = context
+            case .failure(let reason):
+                if statistics.skippedProcesses[pid] == nil { statistics.skippedProcesses[pid] = "OTEL_CTX \(reason)" }
+            }
+        }
+    }
+
+    /// OTEL_CTX as section 2.5 reads it: timestamp, header, payload, timestamp again.
+    private func readProcessContext(pid: Int32, mapping: ProcText.NamedMapping) -> Result<ProcessContext, ContextFailure> {
+        var last = ContextFailure.changing
+        for attempt in 0..<3 {
+            if attempt > 0 { usleep(200) }
+            var header = [UInt8](repeating: 0, count: ProcessContextLayout.headerSize)
+            guard case .success = header.withUnsafeMutableBytes({ RemoteMemory.read(pid: pid, address: mapping.start, into: $0) }) else {
+                return .failure(.unreadable)
+            }
+            let parsed: ProcessContextHeader
+            switch header.withUnsafeBytes({ raw in Result { () throws(ProcessContextHeader.Failure) in try ProcessContextHeader(raw) } }) {
+            case .success(let value): parsed = value
+            case .failure(.beingUpdated):
+                last = .changing
+                continue
+            case .failure(let error): return .failure(.invalid("\(error)"))
+            }
+            var payload = [UInt8](repeating: 0, count: parsed.payloadSize)
+            let copied = payload.withUnsafeMutableBytes { RemoteMemory.read(pid: pid, address: parsed.payloadAddress, into: $0) }
+            var again = [UInt8](repeating: 0, count: 8)
+            guard case .success = again.withUnsafeMutableBytes({ RemoteMemory.read(pid: pid, address: mapping.start + 16, into: $0) }) else {
+                return .failure(.unreadable)
+            }
+            let t2 = again.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+            guard t2 == parsed.publishedAt else {
+                last = .changing
+                continue
+            }
+            guard case .success = copied else { return .failure(.unreadable) }
+            do {
+                return .success(try ProcessContext(payload: payload))
+            } catch {
+                return .failure(.invalid("payload: \(error.reason)"))
+            }
+        }
+        return .failure(last)
+    }
+}
+
+enum ContextFailure: Error, CustomStringConvertible {
+    case unreadable, changing, invalid(String)
+
+    var description: String {
+        switch self {
+        case .unreadable: "unreadable"
+        case .changing: "kept changing while read"
+        case .invalid(let why): why
+        }
+    }
+}
+
+struct SlotsMapping {
+    var start: UInt64
+    var header: SlotsHeader
+}
+
+struct SlotLocation {
+    var mapping: Int
+    var slot: Int
+}
+
+final class ProcessState {
+    var mappings: [SlotsMapping] = []
+    var lastScan: UInt64 = 0
+    var rescanInterval: UInt64 = 0
+    var mappingsNeedRescan = false
+    var invalidReason: String?
+    var countedAsPublishing = false
+    var sameNamespace: Bool?
+    var namespacedTIDs: [Int32: UInt32] = [:]
+    var slotOfThread: [UInt32: SlotLocation] = [:]
+    /// A scan at this time found no slot for the thread: samples up to it need no new scan.
+    var noSlotUntil: [UInt32: UInt64] = [:]
+    var context: ProcessContext?
+}
