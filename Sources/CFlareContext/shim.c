@@ -1,5 +1,6 @@
-/* flare_context.h defines _GNU_SOURCE itself and must come before system headers. */
-#include "flare_context.h"
+/* The one C writer, compiled here from where other languages take it too.
+   flare_context.h defines _GNU_SOURCE itself and must come before system headers. */
+#include "../../clients/c/flare_context.h"
 #include "CFlareContext.h"
 
 int cflarecontext_span_attach(const uint8_t *trace_id, const uint8_t *span_id, const uint8_t *local_root_span_id,

@@ -111,12 +111,4 @@ struct ContextReaderTests {
         #expect(ProcText.innermostNSpid(status: "Name:\tx\nNSpid:\t4242\t17\n") == 17)
         #expect(ProcText.nspidDepth(status: "NSpid:\t4242\n") == 1)
     }
-
-    /// The Swift writer compiles a copy of the C header: it must stay the same file.
-    @Test func swiftWriterUsesTheCHeaderUnchanged() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let original = try Data(contentsOf: root.appendingPathComponent("clients/c/flare_context.h"))
-        let copy = try Data(contentsOf: root.appendingPathComponent("Sources/CFlareContext/flare_context.h"))
-        #expect(original == copy, "Sources/CFlareContext/flare_context.h differs from clients/c/flare_context.h: copy it again")
-    }
 }

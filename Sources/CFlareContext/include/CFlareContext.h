@@ -9,9 +9,8 @@
  *
  * Why a shim: the header is static inline with weak, thread-local state; Swift
  * would import and re-emit that state in every module that uses it. Here it is
- * compiled once, in shim.c, from a copy of the header kept byte-identical to
- * clients/c/flare_context.h by a test (Tests/FlareTests/ContextWriterTests.swift),
- * and Swift calls these plain functions. The weak symbols still merge with any
+ * compiled once, in shim.c, straight from clients/c/flare_context.h, and Swift
+ * calls these plain functions. The weak symbols still merge with any
  * C library in the same process that includes the header, so the process keeps
  * one FLARE_SLOTS mapping and each thread one slot.
  */
