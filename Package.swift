@@ -9,6 +9,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The store: HTTP, SQLite, PostgreSQL, lifecycle.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C at the edges: what Swift cannot call directly.
@@ -32,10 +39,23 @@ let package = Package(
             name: "FlareRecorder",
             dependencies: ["FlareSampler", "FlareProcesses", "FlareUnwind", "FlareSymbols", "FlareProfile"]
         ),
+        // The store: ingest, storage (SQLite, PostgreSQL), queries, OTLP spans, HTTP routes.
+        .target(
+            name: "FlareStore",
+            dependencies: [
+                "FlareProfile",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "flare",
             dependencies: [
-                "FlareRecorder", "FlareProfile",
+                "FlareRecorder", "FlareProfile", "FlareStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -43,6 +63,14 @@ let package = Package(
             name: "FlareTests",
             dependencies: ["FlareProfile", "FlareSampler", "FlareProcesses", "FlareSymbols", "FlareRecorder"],
             exclude: ["Workloads"]
+        ),
+        .testTarget(
+            name: "FlareStoreTests",
+            dependencies: [
+                "FlareStore", "FlareProfile",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            exclude: ["Clients"]
         ),
     ],
     swiftLanguageModes: [.v6]
