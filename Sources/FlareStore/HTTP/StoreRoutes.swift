@@ -142,6 +142,7 @@ struct StoreRoutes: Sendable {
     func ingestTraces(_ request: Request) async throws -> Response {
         let contentType = (request.headers[.contentType] ?? "application/x-protobuf").lowercased()
         let isJSON = contentType.hasPrefix("application/json")
+        let isProtobuf = contentType.hasPrefix("application/x-protobuf") || contentType.hasPrefix("application/protobuf")
         do {
             var body = try await readBody(request)
             if (request.headers[.contentEncoding] ?? "").lowercased() == "gzip" {
@@ -149,7 +150,7 @@ struct StoreRoutes: Sendable {
                     throw StoreError.badRequest("the body is not valid gzip: \(error)")
                 }
             }
-            guard isJSON || contentType.hasPrefix("application/x-protobuf") || contentType.hasPrefix("application/protobuf") else {
+            guard isJSON || isProtobuf else {
                 throw StoreError(.unsupportedMediaType, "unsupported Content-Type \(JSONText.quoted(contentType)): OTLP/HTTP uses application/x-protobuf or application/json")
             }
             let spans = isJSON ? try OTLPTraces.decodeJSON(body) : try OTLPTraces.decodeProtobuf(body)
@@ -159,7 +160,7 @@ struct StoreRoutes: Sendable {
             var headers = HTTPFields()
             headers[.contentType] = "application/x-protobuf"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer()))
-        } catch let error as StoreError where !isJSON && error.status.code < 500 {
+        } catch let error as StoreError where isProtobuf && error.status.code < 500 {
             // OTLP/HTTP answers protobuf requests with a google.rpc.Status message.
             var status = ProtobufFieldWriter()
             status.uint(1, 3)                 // code: INVALID_ARGUMENT

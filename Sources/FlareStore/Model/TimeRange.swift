@@ -30,11 +30,11 @@ public struct TimeRange: Sendable, Equatable {
     public static func parseInstant(_ text: String, name: String, now: Int64) throws(StoreError) -> Int64 {
         let t = text.trimmingCharacters(in: .whitespaces)
         if t == "now" { return now }
-        if t.hasPrefix("now-") {
+        if t.hasPrefix("now-") || t.hasPrefix("now+") {
             guard let d = try? parseDuration(String(t.dropFirst(4))) else {
                 throw .badRequest("invalid \(name) \(JSONText.quoted(text)): use now-1h, now-30m, Unix seconds or RFC 3339")
             }
-            return now - d
+            return t.hasPrefix("now-") ? now - d : now + d
         }
         if let n = Int64(t) {
             guard n >= 0 else { throw .badRequest("invalid \(name) \(JSONText.quoted(text)): times before 1970 are not accepted") }

@@ -7,6 +7,7 @@ import sys
 import time
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.trace import SpanKind
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -20,7 +21,7 @@ provider = TracerProvider(resource=Resource.create({"service.name": "otel-checko
 provider.add_span_processor(SimpleSpanProcessor(memory))
 tracer = provider.get_tracer("flare-store-test")
 
-with tracer.start_as_current_span("GET /checkout", kind=2) as root:
+with tracer.start_as_current_span("GET /checkout", kind=SpanKind.SERVER) as root:
     root.set_attribute("http.route", "/checkout")
     with tracer.start_as_current_span("db.query") as child:
         child.set_attribute("db.system", "postgresql")
