@@ -10,7 +10,7 @@ struct CrashAndLoadTests {
     func killDuringIngest() async throws {
         let dataDir = StoreTestSupport.temporaryDirectory("crash")
         let acked = StoreTestSupport.scratch.appendingPathComponent("acked-\(UUID().uuidString.prefix(6)).txt").path
-        FileManager.default.createFile(atPath: acked, contents: nil)
+        _ = FileManager.default.createFile(atPath: acked, contents: nil)
         let store = try LiveStore(arguments: ["--data-dir", dataDir])
         let client = Process()
         client.executableURL = URL(fileURLWithPath: Self.python)

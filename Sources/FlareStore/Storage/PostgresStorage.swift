@@ -111,6 +111,7 @@ public final class PostgresStorage: ProfileStorage {
 
     /// Retries what PostgreSQL reports as a serialization failure or deadlock:
     /// concurrent stores inserting the same new stacks can meet either.
+    @discardableResult
     private func retrying<T>(_ body: () async throws -> T) async throws -> T {
         var attempt = 0
         while true {
@@ -465,7 +466,7 @@ public final class PostgresStorage: ProfileStorage {
     }
 
     public func check() async throws {
-        try await client.query("SELECT 1").collect()
+        _ = try await client.query("SELECT 1").collect()
     }
 
     public func close() async throws {

@@ -15,7 +15,7 @@ final class LiveStore: @unchecked Sendable {
             throw TestError("\(StoreTestSupport.flareBinary) is missing: run swift build first (scripts/test does)")
         }
         logURL = StoreTestSupport.scratch.appendingPathComponent("store-\(UUID().uuidString.prefix(8)).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = URL(fileURLWithPath: StoreTestSupport.flareBinary)
         process.arguments = ["store", "--address", "127.0.0.1:0"] + arguments
