@@ -10,13 +10,20 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // The store: HTTP, SQLite, PostgreSQL, lifecycle.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C at the edges: what Swift cannot call directly.
         .target(name: "CPerfEvent"),
         .target(name: "CDemangle", linkerSettings: [.linkedLibrary("stdc++")]),
         // The C writer of the context ABI (clients/c/flare_context.h), compiled once.
-        .target(name: "CFlareContext", exclude: ["flare_context.h"]),
+        .target(name: "CFlareContext"),
         // process_vm_readv, which Glibc's Swift module does not export.
         .target(name: "CRemoteMemory"),
         .systemLibrary(name: "CElfutils", pkgConfig: "libdw", providers: [.apt(["libdw-dev", "libelf-dev"])]),
@@ -51,10 +58,23 @@ let package = Package(
                 "FlareContextReader", "FlareSpanReader",
             ]
         ),
+        // The store: ingest, storage (SQLite, PostgreSQL), queries, OTLP spans, HTTP routes.
+        .target(
+            name: "FlareStore",
+            dependencies: [
+                "FlareProfile",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "flare",
             dependencies: [
-                "FlareRecorder", "FlareProfile",
+                "FlareRecorder", "FlareProfile", "FlareStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -73,6 +93,14 @@ let package = Package(
                 "FlareContextReader", "FlareSpanReader",
             ],
             exclude: ["Workloads"]
+        ),
+        .testTarget(
+            name: "FlareStoreTests",
+            dependencies: [
+                "FlareStore", "FlareProfile",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            exclude: ["Clients"]
         ),
     ],
     swiftLanguageModes: [.v6]
