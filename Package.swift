@@ -47,7 +47,7 @@ let package = Package(
             dependencies: ["FlareContext", .product(name: "Tracing", package: "swift-distributed-tracing")]
         ),
         // The context ABI's reader logic: validate, select, decode. Pure, no syscalls.
-        .target(name: "FlareContextReader"),
+        .target(name: "FlareContextReader", dependencies: ["FlareProfile"]),
         // Reads span context out of traced processes: /proc and process_vm_readv.
         .target(name: "FlareSpanReader", dependencies: ["FlareContextReader", "FlareSampler", "CRemoteMemory"]),
         // The recording pipeline shared by `flare record` and, later, the agent.

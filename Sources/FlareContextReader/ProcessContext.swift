@@ -1,3 +1,5 @@
+import FlareProfile
+
 /// The facts of the OTEL_CTX mapping (OTEP 4719; docs/context-abi.md, section 2).
 public enum ProcessContextLayout {
     public static let mappingName = "OTEL_CTX"
@@ -59,21 +61,25 @@ public struct ProcessContext: Equatable, Sendable {
     public init(payload: UnsafeRawBufferPointer) throws(DecodeError) {
         var resource: [String: String] = [:]
         var attributes: [String: String] = [:]
-        var message = ProtobufReader(payload)
-        while let field = try message.next() {
-            switch (field.number, field.value) {
-            case (1, .bytes(let body)):
-                var inner = ProtobufReader(body)
-                while let attribute = try inner.next() {
-                    if attribute.number == 1, case .bytes(let kv) = attribute.value, let (k, v) = try Self.keyValue(kv) {
-                        resource[k] = v
+        do throws(ProtobufWireError) {
+            var message = ProtobufFieldReader(Array(payload)[...])
+            while let (number, value) = try message.next() {
+                switch (number, value) {
+                case (1, .bytes(let body)):
+                    var inner = ProtobufFieldReader(body)
+                    while let attribute = try inner.next() {
+                        if attribute.field == 1, case .bytes(let kv) = attribute.value, let (k, v) = try Self.keyValue(kv) {
+                            resource[k] = v
+                        }
                     }
+                case (2, .bytes(let kv)):
+                    if let (k, v) = try Self.keyValue(kv) { attributes[k] = v }
+                default:
+                    break
                 }
-            case (2, .bytes(let kv)):
-                if let (k, v) = try Self.keyValue(kv) { attributes[k] = v }
-            default:
-                break
             }
+        } catch {
+            throw DecodeError(reason: error.description)
         }
         self.resource = resource
         self.attributes = attributes
@@ -88,12 +94,12 @@ public struct ProcessContext: Equatable, Sendable {
         self = try result.get()
     }
 
-    static func keyValue(_ bytes: UnsafeRawBufferPointer) throws(DecodeError) -> (String, String)? {
+    static func keyValue(_ bytes: ArraySlice<UInt8>) throws(ProtobufWireError) -> (String, String)? {
         var key: String?
         var value: String?
-        var reader = ProtobufReader(bytes)
+        var reader = ProtobufFieldReader(bytes)
         while let field = try reader.next() {
-            switch (field.number, field.value) {
+            switch (field.field, field.value) {
             case (1, .bytes(let k)): key = String(decoding: k, as: UTF8.self)
             case (2, .bytes(let v)): value = try anyValue(v, depth: 0)
             default: break
@@ -104,12 +110,12 @@ public struct ProcessContext: Equatable, Sendable {
     }
 
     /// Scalars as text; arrays and key-value lists are summarized, not expanded.
-    static func anyValue(_ bytes: UnsafeRawBufferPointer, depth: Int) throws(DecodeError) -> String? {
-        guard depth <= ProcessContextLayout.maxDepth else { throw DecodeError(reason: "AnyValue nested too deeply") }
+    static func anyValue(_ bytes: ArraySlice<UInt8>, depth: Int) throws(ProtobufWireError) -> String? {
+        guard depth <= ProcessContextLayout.maxDepth else { throw ProtobufWireError("AnyValue nested too deeply") }
         var value: String?
-        var reader = ProtobufReader(bytes)
+        var reader = ProtobufFieldReader(bytes)
         while let field = try reader.next() {
-            switch (field.number, field.value) {
+            switch (field.field, field.value) {
             case (1, .bytes(let s)): value = String(decoding: s, as: UTF8.self)
             case (2, .varint(let b)): value = b != 0 ? "true" : "false"
             case (3, .varint(let i)): value = String(Int64(bitPattern: i))
@@ -120,67 +126,5 @@ public struct ProcessContext: Equatable, Sendable {
             }
         }
         return value
-    }
-}
-
-/// A bounds-checked protobuf wire reader over borrowed bytes.
-struct ProtobufReader {
-    enum Value {
-        case varint(UInt64)
-        case fixed64(UInt64)
-        case fixed32(UInt32)
-        case bytes(UnsafeRawBufferPointer)
-    }
-
-    struct Field {
-        var number: UInt64
-        var value: Value
-    }
-
-    let bytes: UnsafeRawBufferPointer
-    var position = 0
-
-    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
-
-    mutating func varint() throws(ProcessContext.DecodeError) -> UInt64 {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard position < bytes.count, shift <= 63 else { throw .init(reason: "truncated or overlong varint") }
-            let byte = bytes[position]
-            position += 1
-            value |= UInt64(byte & 0x7f) << shift
-            if byte < 0x80 { return value }
-            shift += 7
-        }
-    }
-
-    mutating func next() throws(ProcessContext.DecodeError) -> Field? {
-        guard position < bytes.count else { return nil }
-        let key = try varint()
-        let number = key >> 3
-        guard number != 0 else { throw .init(reason: "field number 0") }
-        let r = ByteReader(bytes: bytes)
-        switch key & 7 {
-        case 0:
-            return Field(number: number, value: .varint(try varint()))
-        case 1:
-            guard let v = r.u64(position) else { throw .init(reason: "truncated fixed64") }
-            position += 8
-            return Field(number: number, value: .fixed64(v))
-        case 2:
-            let length = try varint()
-            guard length <= UInt64(bytes.count - position), let body = r.slice(position, Int(length)) else {
-                throw .init(reason: "length past end of message")
-            }
-            position += Int(length)
-            return Field(number: number, value: .bytes(body))
-        case 5:
-            guard let v = r.u32(position) else { throw .init(reason: "truncated fixed32") }
-            position += 4
-            return Field(number: number, value: .fixed32(v))
-        default:
-            throw .init(reason: "unsupported wire type \(key & 7)")
-        }
     }
 }

@@ -48,9 +48,17 @@ extension Profile {
 
     /// Decodes and validates an uncompressed pprof body.
     public init(pprofBytes bytes: [UInt8]) throws {
+        do {
+            try self.init(decoding: bytes)
+        } catch let error as ProtobufWireError {
+            throw ProfileDecodingError(error.description)
+        }
+    }
+
+    private init(decoding bytes: [UInt8]) throws {
         self.init()
         stringTable = []
-        var r = ProtobufReader(bytes[...])
+        var r = ProtobufFieldReader(bytes[...])
         while let (field, value) = try r.next() {
             switch field {
             case 1: sampleTypes.append(try .decode(value.slice()))
@@ -127,7 +135,7 @@ extension ProtobufWriter {
 extension Profile.ValueType {
     fileprivate static func decode(_ bytes: ArraySlice<UInt8>) throws -> Self {
         var t = Self(type: 0, unit: 0)
-        var r = ProtobufReader(bytes)
+        var r = ProtobufFieldReader(bytes)
         while let (field, value) = try r.next() {
             switch field {
             case 1: t.type = try value.int()
@@ -142,7 +150,7 @@ extension Profile.ValueType {
 extension Profile.Sample {
     fileprivate static func decode(_ bytes: ArraySlice<UInt8>) throws -> Self {
         var s = Self(locationIDs: [], values: [])
-        var r = ProtobufReader(bytes)
+        var r = ProtobufFieldReader(bytes)
         var values: [UInt64] = []
         while let (field, value) = try r.next() {
             switch field {
@@ -150,7 +158,7 @@ extension Profile.Sample {
             case 2: try value.appendVarints(to: &values)
             case 3:
                 var label = Profile.Label(key: 0)
-                var lr = ProtobufReader(try value.slice())
+                var lr = ProtobufFieldReader(try value.slice())
                 while let (f, v) = try lr.next() {
                     switch f {
                     case 1: label.key = try v.int()
@@ -172,7 +180,7 @@ extension Profile.Sample {
 extension Profile.Mapping {
     fileprivate static func decode(_ bytes: ArraySlice<UInt8>) throws -> Self {
         var m = Self(id: 0)
-        var r = ProtobufReader(bytes)
+        var r = ProtobufFieldReader(bytes)
         while let (field, value) = try r.next() {
             switch field {
             case 1: m.id = try value.uint()
@@ -195,7 +203,7 @@ extension Profile.Mapping {
 extension Profile.Location {
     fileprivate static func decode(_ bytes: ArraySlice<UInt8>) throws -> Self {
         var l = Self(id: 0)
-        var r = ProtobufReader(bytes)
+        var r = ProtobufFieldReader(bytes)
         while let (field, value) = try r.next() {
             switch field {
             case 1: l.id = try value.uint()
@@ -203,7 +211,7 @@ extension Profile.Location {
             case 3: l.address = try value.uint()
             case 4:
                 var line = Profile.Line(functionID: 0)
-                var lr = ProtobufReader(try value.slice())
+                var lr = ProtobufFieldReader(try value.slice())
                 while let (f, v) = try lr.next() {
                     switch f {
                     case 1: line.functionID = try v.uint()
@@ -222,7 +230,7 @@ extension Profile.Location {
 extension Profile.Function {
     fileprivate static func decode(_ bytes: ArraySlice<UInt8>) throws -> Self {
         var f = Self(id: 0)
-        var r = ProtobufReader(bytes)
+        var r = ProtobufFieldReader(bytes)
         while let (field, value) = try r.next() {
             switch field {
             case 1: f.id = try value.uint()

@@ -64,8 +64,8 @@ struct RecordTests {
     }
 
     @Test func threadsAreFollowedAndLabelled() throws {
-        let binary = try TestSupport.compileC("threads.c")
-        let (profile, path, _) = try Self.record(["--", binary, "1200"])
+        let binary = try TestSupport.compileC("threads_cpu.c")
+        let (profile, path, _) = try Self.record(["--", binary, "1500"])
         let shares = Self.selfShares(profile)
         Self.expectShare(shares, "work_alpha", 50)
         Self.expectShare(shares, "work_beta", 50)
