@@ -58,11 +58,13 @@ let package = Package(
                 "FlareContextReader", "FlareSpanReader",
             ]
         ),
+        // Call trees for flame graphs and diffs, and the JSON the viewer reads. Pure.
+        .target(name: "FlareFlameGraph", dependencies: ["FlareProfile"]),
         // The store: ingest, storage (SQLite, PostgreSQL), queries, OTLP spans, HTTP routes.
         .target(
             name: "FlareStore",
             dependencies: [
-                "FlareProfile",
+                "FlareProfile", "FlareFlameGraph",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -74,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "flare",
             dependencies: [
-                "FlareRecorder", "FlareProfile", "FlareStore",
+                "FlareRecorder", "FlareProfile", "FlareFlameGraph", "FlareStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -97,7 +99,7 @@ let package = Package(
         .testTarget(
             name: "FlareStoreTests",
             dependencies: [
-                "FlareStore", "FlareProfile",
+                "FlareStore", "FlareProfile", "FlareFlameGraph",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             exclude: ["Clients"]

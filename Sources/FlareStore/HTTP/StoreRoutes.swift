@@ -1,3 +1,4 @@
+import FlareFlameGraph
 import FlareProfile
 import Foundation
 import Hummingbird
@@ -284,44 +285,9 @@ struct StoreRoutes: Sendable {
         out += ",\"samples\":" + String(graph.total.samples) + ",\"cpu_ns\":" + String(graph.total.cpuNanos)
         out += ",\"windows\":" + String(graph.windows)
         out += ",\"nodes_total\":" + String(graph.tree.nodes.count) + ",\"nodes_kept\":" + String(graph.kept.count)
-        writeTree(graph.tree, kept: graph.kept, names: graph.names, columns: [("total", 0, true), ("self", 0, false)], into: &out)
+        FlameGraphJSON.writeTree(graph.tree, kept: graph.kept, names: graph.names, columns: FlameGraphJSON.Column.single, into: &out)
         out += "}"
         return JSONResponse.make(text: out)
-    }
-
-    /// Columnar tree: `names`/`files` once, then per node its name index, parent
-    /// index (-1 for the root) and values, in an order where parents come first.
-    func writeTree(_ tree: FlameTree, kept: [Int32], names: [Int64: FunctionName], columns: [(String, Int, Bool)], into out: inout String) {
-        var nameIndex: [Int64: Int] = [:]
-        var nameList: [FunctionName] = [FunctionName(name: "total", file: "")]
-        var newIndex: [Int32: Int] = [:]
-        for (i, node) in kept.enumerated() { newIndex[node] = i }
-        var nodeNames: [Int] = []
-        var parents: [Int] = []
-        for node in kept {
-            let n = tree.nodes[Int(node)]
-            if n.function < 0 { nodeNames.append(0) } else if let i = nameIndex[n.function] { nodeNames.append(i) } else {
-                nameIndex[n.function] = nameList.count
-                nodeNames.append(nameList.count)
-                nameList.append(names[n.function] ?? FunctionName(name: "?", file: ""))
-            }
-            parents.append(n.parent < 0 ? -1 : newIndex[n.parent] ?? -1)
-        }
-        out += ",\"names\":["
-        for (i, name) in nameList.enumerated() { if i > 0 { out += "," }; JSONText.appendQuoted(name.name, to: &out) }
-        out += "],\"files\":["
-        for (i, name) in nameList.enumerated() { if i > 0 { out += "," }; JSONText.appendQuoted(name.file, to: &out) }
-        out += "],\"nodes\":{\"name\":[" + nodeNames.map(String.init).joined(separator: ",") + "]"
-        out += ",\"parent\":[" + parents.map(String.init).joined(separator: ",") + "]"
-        for (label, column, isTotal) in columns {
-            out += ",\"\(label)\":["
-            out += kept.map { node in
-                let v = isTotal ? tree.nodes[Int(node)].total[column] : tree.nodes[Int(node)].selfValue[column]
-                return v == v.rounded() && abs(v) < 9e15 ? String(Int64(v)) : String((v * 1000).rounded() / 1000)
-            }.joined(separator: ",")
-            out += "]"
-        }
-        out += "}"
     }
 
     func top(_ request: Request) async throws -> Response {
@@ -369,16 +335,16 @@ struct StoreRoutes: Sendable {
         guard mode == "normalized" || mode == "absolute" else { throw StoreError.badRequest("invalid mode \(JSONText.quoted(mode)): use normalized or absolute") }
         let maxNodes = try intParameter(q, "max_nodes", default: 2048, range: 1...200_000)
         let limit = try intParameter(q, "limit", default: 50, range: 1...100_000)
-        let diff = try await engine.diff(a, b, value: kind, normalized: mode == "normalized", maxNodes: maxNodes)
+        let diff = try await engine.diff(a, b, value: kind, normalized: mode == "normalized", maxNodes: maxNodes, limit: limit)
         var out = "{\"unit\":" + JSONText.quoted(kind.unit) + ",\"mode\":" + JSONText.quoted(mode)
-        out += ",\"total_a\":" + String(diff.totalA) + ",\"total_b\":" + String(diff.totalB) + ",\"scale_b\":" + String(diff.scale)
-        writeTree(diff.tree, kept: diff.kept, names: diff.names, columns: [("total_a", 0, true), ("self_a", 0, false), ("total_b", 1, true), ("self_b", 1, false)], into: &out)
-        let functions = diff.functions.sorted { abs($0.selfB - $0.selfA) != abs($1.selfB - $1.selfA) ? abs($0.selfB - $0.selfA) > abs($1.selfB - $1.selfA) : $0.function.name < $1.function.name }
+        out += ",\"total_a\":" + String(diff.totalA) + ",\"total_b\":" + String(diff.totalB) + ",\"scale_b\":" + String(diff.stacks.scale)
+        FlameGraphJSON.writeTree(diff.stacks.tree, kept: diff.kept, names: diff.names, columns: FlameGraphJSON.Column.diff, into: &out)
         out += ",\"functions\":"
-        JSON.array(functions.prefix(limit).map { f in
-            .object([("name", .string(f.function.name)), ("file", .string(f.function.file)),
-                     ("self_a", .double(f.selfA)), ("self_b", .double(f.selfB)), ("self_delta", .double(f.selfB - f.selfA)),
-                     ("total_a", .double(f.totalA)), ("total_b", .double(f.totalB)), ("total_delta", .double(f.totalB - f.totalA))])
+        JSON.array(diff.stacks.rankedBySelfDelta().prefix(limit).map { f in
+            let name = diff.names[f.function] ?? FunctionName(name: "?", file: "")
+            return .object([("name", .string(name.name)), ("file", .string(name.file)),
+                     ("self_a", .double(f.selfA)), ("self_b", .double(f.selfB)), ("self_delta", .double(f.selfDelta)),
+                     ("total_a", .double(f.totalA)), ("total_b", .double(f.totalB)), ("total_delta", .double(f.totalDelta))])
         }).write(to: &out)
         out += "}"
         return JSONResponse.make(text: out)

@@ -1,3 +1,4 @@
+import FlareFlameGraph
 import Foundation
 
 /// OTLP/JSON: the protobuf messages in proto3 JSON mapping with OTLP's

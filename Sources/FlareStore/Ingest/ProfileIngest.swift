@@ -1,3 +1,4 @@
+import FlareFlameGraph
 import FlareProfile
 
 /// Turns an uploaded pprof body into a `PreparedWindow`: decompresses within

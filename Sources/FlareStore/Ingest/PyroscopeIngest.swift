@@ -1,3 +1,4 @@
+import FlareFlameGraph
 import FlareProfile
 
 /// Pyroscope's ingest API, `POST /ingest?name=APP{k=v,…}&from=&until=&format=pprof`,

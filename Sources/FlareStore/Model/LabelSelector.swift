@@ -1,3 +1,4 @@
+import FlareFlameGraph
 /// A Prometheus-style label selector, `{host.name="a", version!="1.2", region=~"eu-.*"}`,
 /// matched against series labels.
 public struct LabelSelector: Sendable {

@@ -1,3 +1,4 @@
+import FlareFlameGraph
 import Foundation
 
 /// The labels of a series: bounded resource labels such as `host.name` or

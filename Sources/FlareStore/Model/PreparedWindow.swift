@@ -1,10 +1,4 @@
-/// A function as the store keys it: name and source file.
-public struct FunctionName: Hashable, Sendable {
-    public var name: String
-    public var file: String
-    public init(name: String, file: String) { self.name = name; self.file = file }
-}
-
+import FlareFlameGraph
 /// Samples and CPU time: the two values every stored stack carries.
 public struct StackValue: Sendable, Equatable {
     public var samples: Int64

@@ -1,3 +1,4 @@
+import FlareFlameGraph
 /// One span from a trace, as OTLP delivers it.
 public struct SpanRecord: Sendable, Equatable {
     public var traceID: String       // 32 lowercase hex digits

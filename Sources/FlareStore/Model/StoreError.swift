@@ -1,3 +1,4 @@
+import FlareFlameGraph
 import Hummingbird
 
 /// An error a client can meet: an HTTP status and one clear sentence saying

@@ -1,3 +1,4 @@
+import FlareFlameGraph
 import Foundation
 
 /// A half-open interval of Unix nanoseconds, `[from, until)`.

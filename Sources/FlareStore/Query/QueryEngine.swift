@@ -1,3 +1,4 @@
+import FlareFlameGraph
 import FlareProfile
 import Synchronization
 
@@ -149,47 +150,25 @@ public final class QueryEngine: Sendable {
     // MARK: Diff
 
     public struct Diff: Sendable {
-        public var tree: FlameTree
+        public var stacks: StackDiff
         public var names: [Int64: FunctionName]
         public var kept: [Int32]
         public var totalA: Int64
         public var totalB: Int64
-        /// B's values are multiplied by this (totalA / totalB when normalized, else 1).
-        public var scale: Double
-        public var functions: [(function: FunctionName, selfA: Double, selfB: Double, totalA: Double, totalB: Double)]
     }
 
-    public func diff(_ a: Selection, _ b: Selection, value: ValueKind, normalized: Bool, maxNodes: Int) async throws -> Diff {
+    public func diff(_ a: Selection, _ b: Selection, value: ValueKind, normalized: Bool, maxNodes: Int, limit: Int) async throws -> Diff {
         let mergedA = try await merge(a)
         let mergedB = try await merge(b)
-        let totalA = value.pick(mergedA.total)
-        let totalB = value.pick(mergedB.total)
-        let scale = normalized && totalB > 0 && totalA > 0 ? Double(totalA) / Double(totalB) : 1
         let frames = try await frames(Set(mergedA.stacks.keys).union(mergedB.stacks.keys))
-        var tree = FlameTree(columns: 2)
-        for (id, v) in mergedA.stacks { tree.add(frames: frames[id] ?? [], value: Double(value.pick(v)), column: 0) }
-        for (id, v) in mergedB.stacks { tree.add(frames: frames[id] ?? [], value: Double(value.pick(v)) * scale, column: 1) }
-        let kept = tree.keptNodes(maxNodes: maxNodes)
-
-        var perFunction: [Int64: (Double, Double, Double, Double)] = [:]
-        for (column, merged) in [mergedA, mergedB].enumerated() {
-            let factor = column == 0 ? 1 : scale
-            for (id, v) in merged.stacks {
-                let f = frames[id] ?? []
-                let x = Double(value.pick(v)) * factor
-                if let leaf = f.first {
-                    if column == 0 { perFunction[leaf, default: (0, 0, 0, 0)].0 += x } else { perFunction[leaf, default: (0, 0, 0, 0)].1 += x }
-                }
-                for function in Set(f) {
-                    if column == 0 { perFunction[function, default: (0, 0, 0, 0)].2 += x } else { perFunction[function, default: (0, 0, 0, 0)].3 += x }
-                }
-            }
+        func side(_ merged: MergedStacks) -> [(frames: [Int64], value: Double)] {
+            merged.stacks.map { (frames: frames[$0.key] ?? [], value: Double(value.pick($0.value))) }
         }
-        let names = try await names(Set(perFunction.keys).union(kept.map { tree.nodes[Int($0)].function }.filter { $0 >= 0 }))
-        let functions = perFunction.map { id, v in
-            (function: names[id] ?? FunctionName(name: "?", file: ""), selfA: v.0, selfB: v.1, totalA: v.2, totalB: v.3)
-        }
-        return Diff(tree: tree, names: names, kept: kept, totalA: totalA, totalB: totalB, scale: scale, functions: functions)
+        let stacks = StackDiff(a: side(mergedA), b: side(mergedB), normalized: normalized)
+        let kept = stacks.tree.keptNodes(maxNodes: maxNodes)
+        let ranked = stacks.rankedBySelfDelta().prefix(limit).map(\.function)
+        let names = try await names(Set(ranked).union(kept.map { stacks.tree.nodes[Int($0)].function }.filter { $0 >= 0 }))
+        return Diff(stacks: stacks, names: names, kept: kept, totalA: value.pick(mergedA.total), totalB: value.pick(mergedB.total))
     }
 
     // MARK: Traces

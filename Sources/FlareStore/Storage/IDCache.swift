@@ -1,3 +1,4 @@
+import FlareFlameGraph
 import Synchronization
 
 /// Ids of functions, stacks and series already in the database. Rows in these

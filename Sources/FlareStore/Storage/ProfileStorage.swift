@@ -1,3 +1,4 @@
+import FlareFlameGraph
 /// Where the store keeps profiles and spans. Two implementations: SQLite in a
 /// data directory (the default) and PostgreSQL (several stores, one database).
 /// Both keep functions and stacks deduplicated, one stack blob per window, and

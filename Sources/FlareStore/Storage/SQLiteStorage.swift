@@ -1,3 +1,4 @@
+import FlareFlameGraph
 import Foundation
 import GRDB
 

@@ -1,3 +1,4 @@
+import FlareFlameGraph
 import FlareProfile
 import Foundation
 import Hummingbird

@@ -1,6 +1,3 @@
-import Hummingbird
-import NIOCore
-
 /// JSON values for responses, written by hand so that output is deterministic
 /// and every string (symbol names and labels are attacker-controlled) is escaped.
 public indirect enum JSON: Sendable, Equatable {
@@ -89,23 +86,5 @@ public enum JSONText {
             }
         }
         out += "\""
-    }
-}
-
-/// Responses with a JSON body.
-public enum JSONResponse {
-    public static func make(_ json: JSON, status: HTTPResponse.Status = .ok) -> Response {
-        make(text: json.text, status: status)
-    }
-
-    public static func make(text: String, status: HTTPResponse.Status = .ok) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json; charset=utf-8"
-        headers[.cacheControl] = "no-store"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
-    }
-
-    public static func error(status: HTTPResponse.Status, message: String) -> Response {
-        make(.object([("error", .string(message)), ("status", .int(Int64(status.code)))]), status: status)
     }
 }
