@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // The agent's configuration file.
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C at the edges: what Swift cannot call directly.
@@ -73,10 +75,23 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // The always-on host agent: windows, disk spool, upload, configuration, self-metrics.
+        .target(
+            name: "FlareAgent",
+            dependencies: [
+                "FlareRecorder", "FlareProfile", "CZlib",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "flare",
             dependencies: [
-                "FlareRecorder", "FlareProfile", "FlareFlameGraph", "FlareStore",
+                "FlareRecorder", "FlareProfile", "FlareFlameGraph", "FlareStore", "FlareAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

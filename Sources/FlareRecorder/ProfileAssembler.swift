@@ -17,9 +17,10 @@ struct ProfileAssembler {
         builder = .cpuProfile(periodNanos: periodNanos, timeNanos: timeNanos, durationNanos: durationNanos)
     }
 
-    mutating func add(_ aggregator: StackAggregator, extraLabels: (StackAggregator.Key) -> [(String, String)] = { _ in [] }) {
+    mutating func add(_ aggregator: StackAggregator, only pids: Set<Int32>? = nil,
+                      extraLabels: (StackAggregator.Key) -> [(String, String)] = { _ in [] }) {
         // Sorted so that the same input always yields the same file.
-        let keys = aggregator.stacks.keys.sorted { ($0.pid, $0.tid, $0.frames.count) < ($1.pid, $1.tid, $1.frames.count) }
+        let keys = aggregator.stacks.keys.filter { pids?.contains($0.pid) ?? true }.sorted { ($0.pid, $0.tid, $0.frames.count) < ($1.pid, $1.tid, $1.frames.count) }
         for key in keys {
             let value = aggregator.stacks[key]!
             let locations = key.frames.map { location(for: $0) }

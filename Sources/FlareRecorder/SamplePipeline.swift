@@ -13,9 +13,13 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
     var aggregator = StackAggregator()
     /// Labels samples with their thread's span; nil when span labels are off.
     var spans: SpanLabeler?
+    /// Which processes to profile; nil profiles every one. Asked before any
+    /// unwinding, so excluded processes cost only the drain.
+    var includes: ((Int32) -> Bool)?
     private(set) var lostRecords: UInt64 = 0
     private(set) var truncatedStacks: [String: Int] = [:]
     private(set) var samplesByPid: [Int32: Int] = [:]
+    private(set) var excludedSamples = 0
     private(set) var firstSampleTime: UInt64 = 0
     private(set) var lastSampleTime: UInt64 = 0
 
@@ -43,7 +47,7 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
     private mutating func labelSpans(_ records: [PerfRecord]) -> [SpanKey] {
         records.map { record in
             spans?.observe(record)
-            guard case .sample(let sample) = record, sample.pid > 0 || sample.tid > 0 else { return .none }
+            guard case .sample(let sample) = record, sample.pid > 0 || sample.tid > 0, includes?(sample.pid) ?? true else { return .none }
             return spans?.key(for: sample) ?? .none
         }
     }
@@ -51,6 +55,10 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
     private mutating func add(_ sample: SampleRecord, spans spanKey: SpanKey = .none) {
         // pid -1/0 with tid 0 is the idle task: no process to attribute to.
         guard sample.pid > 0 || sample.tid > 0 else { return }
+        guard includes?(sample.pid) ?? true else {
+            excludedSamples += 1
+            return
+        }
         let process = processes.process(sample.pid)
         let stack = unwinder.unwind(sample, process: process)
         var frames: [FrameKey] = []
@@ -91,6 +99,16 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
 }
 
 extension SamplePipeline {
+    /// Starts a new window: counted stacks and per-window tallies are cleared;
+    /// process and module knowledge stays.
+    mutating func startWindow() {
+        aggregator.reset()
+        samplesByPid.removeAll(keepingCapacity: true)
+        truncatedStacks.removeAll(keepingCapacity: true)
+        firstSampleTime = 0
+        lastSampleTime = 0
+    }
+
     /// Where an address lies within its module: the file offset for files, the
     /// offset from the start for named kernel-provided areas such as [vdso],
     /// and the address itself for anonymous memory (JIT code is named by address).

@@ -36,6 +36,13 @@ struct StackAggregator {
         sampleCount += 1
     }
 
+    /// Empties the aggregator, keeping the capacity: the agent starts each window afresh.
+    mutating func reset() {
+        stacks.removeAll(keepingCapacity: true)
+        threadNames.removeAll(keepingCapacity: true)
+        sampleCount = 0
+    }
+
     func threadName(pid: Int32, tid: Int32) -> String {
         threadNames[Int64(pid) << 32 | Int64(UInt32(bitPattern: tid))] ?? ""
     }

@@ -67,6 +67,13 @@ public final class SpanReader {
         poller.forgetProcess(pid)
     }
 
+    /// Forgets everything about a process, its published resource included
+    /// (the agent calls this once an exited process's last window is cut).
+    public func dropProcess(_ pid: Int32) {
+        forgetProcess(pid)
+        contexts[pid] = nil
+    }
+
     /// A thread exited: its tid may be reused, so forget its cached translation and slot.
     public func threadExited(pid: Int32, tid: Int32) {
         guard let process = processes[pid] else { return }

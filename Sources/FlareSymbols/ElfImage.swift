@@ -82,6 +82,9 @@ public final class ElfImage: @unchecked Sendable {
     public var hasSymtab: Bool { loadedSymbols().hasSymtab }
     var symbolsAreLoaded: Bool { loaded != nil }
 
+    /// Bytes held by the loaded symbol table (zero until first used).
+    public var memoryBytes: Int { loaded?.symbols.memoryBytes ?? 0 }
+
     private func loadedSymbols() -> (symbols: SymbolTable, hasSymtab: Bool) {
         if let loaded { return loaded }
         let read = Self.readSymbols(fd: fd)

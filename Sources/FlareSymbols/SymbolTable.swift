@@ -41,6 +41,9 @@ public struct SymbolTable: Sendable {
     private let nameEnds: [UInt32]
     private let names: [UInt8]
 
+    /// Bytes held by the table's arrays.
+    public var memoryBytes: Int { starts.count * 24 + names.count }
+
     /// Sorts the symbols, keeps one of several aliases at an address, and gives zero-sized ones (common in assembly and in kallsyms)
     /// the room up to the next symbol.
     public init(_ builder: Builder) {

@@ -27,6 +27,16 @@ public final class Symbolizer {
     /// The parsed ELF for a mapping, trying each candidate path in turn (a
     /// deleted file is still reachable through /proc/PID/map_files while the
     /// process lives; a container's files through /proc/PID/root).
+    /// An estimate of the memory the caches hold: symbol tables, plus a flat
+    /// allowance per file whose DWARF libdw has open (its line tables and
+    /// scopes live inside libdw, where they cannot be counted).
+    public var memoryBytes: Int {
+        imagesByBuildID.values.reduce(0) { $0 + $1.memoryBytes }
+            + imagesByIdentity.values.reduce(0) { $0 + (($1?.buildID == nil ? $1?.memoryBytes : 0) ?? 0) }
+            + sourceLines.values.reduce(0) { $0 + ($1 == nil ? 0 : 1 << 20) }
+            + demangled.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 32 }
+    }
+
     public func image(identity: String, candidates: [String]) -> ElfImage? {
         if let cached = imagesByIdentity[identity] { return cached }
         var opened: ElfImage?
