@@ -89,6 +89,9 @@ extension AgentConfiguration {
         Key(name: "agent.cache_bytes", help: "memory for symbol and unwind caches before they are dropped and rebuilt",
             apply: { s, c throws(ConfigurationError) in c.cacheBytes = try bytes(s, in: (1 << 20)...(1 << 36)) },
             show: { String($0.cacheBytes) }),
+        Key(name: "agent.memory_limit", help: "resident memory above which the caches are dropped at the next window",
+            apply: { s, c throws(ConfigurationError) in c.memoryLimit = try bytes(s, in: (16 << 20)...(1 << 40)) },
+            show: { String($0.memoryLimit) }),
         Key(name: "agent.labels", help: "extra resource labels on every window, e.g. { env = \"prod\" }",
             apply: { s, c throws(ConfigurationError) in
                 guard case .table(let table) = s.value else { throw bad(s, "use a table of strings, or NAME=VALUE,NAME=VALUE") }

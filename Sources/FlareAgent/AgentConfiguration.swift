@@ -28,6 +28,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var hostName = AgentConfiguration.systemHostName
     public var metricsAddress: String? = "127.0.0.1:4101"
     public var cacheBytes = 32 << 20
+    public var memoryLimit = 128 << 20
     public var labels: [String: String] = [:]
     public var logLevel = "info"
 

@@ -110,6 +110,11 @@ public final class WindowSampler: Service, @unchecked Sendable {
     }
 
     private func ship(_ windows: [ProcessGroupWindow], configuration: AgentConfiguration, start: Int64, end: Int64) {
+        let resident = OwnUsage.current().residentBytes
+        if resident > configuration.memoryLimit {
+            profiler.dropCaches()
+            logger.notice("over agent.memory_limit: caches dropped", metadata: ["resident_bytes": "\(resident)", "memory_limit": "\(configuration.memoryLimit)"])
+        }
         metrics.updateSampler(profiler.statistics)
         for window in windows where window.samples > 0 {
             var labels = configuration.labels
@@ -119,6 +124,7 @@ public final class WindowSampler: Service, @unchecked Sendable {
             do {
                 let dropped = try spool.add(metadata, payload: window.profile.gzippedPprof())
                 metrics.add(\.windows, 1)
+                logger.debug("window spooled", metadata: ["window_id": "\(metadata.windowID)", "service": "\(metadata.service)", "samples": "\(metadata.samples)"])
                 if dropped > 0 {
                     metrics.add(\.droppedWindows, dropped)
                     logger.warning("spool full: dropped the oldest windows", metadata: ["dropped": "\(dropped)", "spool_max_bytes": "\(spool.maxBytes)"])

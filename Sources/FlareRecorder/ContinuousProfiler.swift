@@ -260,8 +260,13 @@ public final class ContinuousProfiler {
     /// Over budget, start the caches afresh: every file in use is parsed again
     /// on its next sample, which costs milliseconds once per window at worst,
     /// and memory stays bounded however many distinct binaries run.
-    private func trimCaches() {
-        guard cacheBytes > options.cacheBytes else { return }
+    /// Drops the symbol and unwind caches now (the agent is over its memory limit).
+    public func dropCaches() {
+        trimCaches(force: true)
+    }
+
+    private func trimCaches(force: Bool = false) {
+        guard force || cacheBytes > options.cacheBytes else { return }
         totals.cacheEvictions += 1
         symbolizer = Symbolizer(expandInlines: options.inlineFrames)
         unwindTables = UnwindTableCache()

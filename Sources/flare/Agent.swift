@@ -36,7 +36,8 @@ struct Agent: ParsableCommand {
     @Option(name: .customLong("pyroscope"), help: "Also send to this Pyroscope-compatible server.")
     var pyroscopeURL: String?
 
-    @Option(name: [.customShort("F"), .customLong("frequency")], help: "Samples per second per CPU.")
+    // Unconditional, so that `-F -5` reaches the range check and its message.
+    @Option(name: [.customShort("F"), .customLong("frequency")], parsing: .unconditional, help: "Samples per second per CPU.")
     var frequency: String?
 
     @Option(name: .customLong("call-graph"), help: "dwarf or fp.")
