@@ -75,8 +75,7 @@ extension AgentConfiguration {
             show: { formatSeconds($0.uploadTimeoutSeconds) }),
         Key(name: "agent.host_name", help: "the host.name label (default: the system's host name)",
             apply: { s, c throws(ConfigurationError) in
-                guard let name = try optionalString(s) else { throw bad(s, "give a host name") }
-                c.hostName = name
+                c.hostName = try optionalString(s) ?? AgentConfiguration.systemHostName
             },
             show: { quoted($0.hostName) }),
         Key(name: "agent.metrics_address", help: "HOST:PORT of the Prometheus /metrics endpoint (\"\" for none)",

@@ -46,9 +46,15 @@ public enum AgentRunner {
             router.get("/metrics") { _, _ -> Response in
                 var headers = HTTPFields()
                 headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+                // No idle keep-alive connections to wait for when SIGTERM comes.
+                headers[.connection] = "close"
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText(spool: spool))))
             }
-            router.get("/health") { _, _ in "ok\n" }
+            router.get("/health") { _, _ -> Response in
+                var headers = HTTPFields()
+                headers[.connection] = "close"
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+            }
             var serverLogger = logger
             serverLogger.logLevel = .warning
             services.append(Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: serverLogger))

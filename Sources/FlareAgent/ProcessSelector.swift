@@ -19,6 +19,9 @@ public struct ProcessSelector: @unchecked Sendable {
     }
 
     public func includes(_ process: ProcessIdentity) -> Bool {
+        // Never the agent itself: its cost is in its self-metrics, and its
+        // own large binary would cost symbolization time at every window.
+        if process.pid == ownPid { return false }
         if !pids.isEmpty && !pids.contains(process.pid) { return false }
         if let pattern, !Self.matches(pattern, process) { return false }
         if let prefix = cgroupPrefix, !(process.cgroup == prefix || process.cgroup.hasPrefix(prefix + "/") || prefix == "/") { return false }

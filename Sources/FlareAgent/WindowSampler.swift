@@ -51,8 +51,21 @@ public final class WindowSampler: Service, @unchecked Sendable {
         // Returns when SIGTERM/SIGINT starts the graceful shutdown (or the task is cancelled).
         try? await gracefulShutdown()
         shared.withLockedValue { $0.stop = true }
-        for await _ in finished {}
+        // The open window gets a bounded time to be cut and spooled: the agent
+        // promises to exit within 5 s, and a host must be able to rely on it.
+        let flushed = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { for await _ in finished {}; return true }
+            group.addTask { try? await Task.sleep(for: .seconds(Self.flushBudgetSeconds)); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if !flushed {
+            logger.warning("the open window could not be spooled in time and is lost", metadata: ["budget_seconds": "\(Self.flushBudgetSeconds)"])
+        }
     }
+
+    static let flushBudgetSeconds = 2.5
 
     private func loop() {
         var configuration = shared.withLockedValue { $0.configuration }
@@ -97,10 +110,11 @@ public final class WindowSampler: Service, @unchecked Sendable {
                 windowEnd = Self.nextBoundary(after: now, seconds: configuration.windowSeconds)
             }
         }
+        let stopping = Linux.monotonicNanos()
         profiler.stop()
         let end = Linux.wallClockNanos()
         ship(profiler.cutWindow(start: windowStart, end: end, hostName: configuration.hostName), configuration: configuration, start: windowStart, end: end)
-        logger.info("sampling stopped; the open window was spooled")
+        logger.info("sampling stopped; the open window was spooled", metadata: ["milliseconds": "\((Linux.monotonicNanos() - stopping) / 1_000_000)"])
     }
 
     /// Windows end on multiples of their length (10 s windows end at :00, :10, …).

@@ -76,7 +76,7 @@ public final class WindowUploader: Service, Sendable {
     /// How long the last pass may take after SIGTERM.
     let shutdownBudget: Double
 
-    public init(spool: WindowSpool, destinations: [UploadDestination], metrics: AgentMetrics, logger: Logger, timeout: Double, shutdownBudget: Double = 2.5) {
+    public init(spool: WindowSpool, destinations: [UploadDestination], metrics: AgentMetrics, logger: Logger, timeout: Double, shutdownBudget: Double = 1.5) {
         self.spool = spool
         self.destinations = destinations
         self.metrics = metrics

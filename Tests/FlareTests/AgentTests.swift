@@ -300,7 +300,11 @@ struct AgentTests {
         let store = try Daemon("store-defaults", ["store"])
         #expect(Daemon.wait(seconds: 30) { Daemon.get("http://127.0.0.1:4100/health")?.status == 200 }, "\(store.log)")
         let binary = try Self.burner("agent_defaults")
-        let agent = try Daemon("agent-defaults", ["agent"])
+        // Only the workload, through the environment: a debug build would
+        // otherwise spend the test symbolizing the (large) test runner.
+        var environment = ProcessInfo.processInfo.environment
+        environment["FLARE_TARGETS_PROCESS_REGEX"] = "^agent_defaults$"
+        let agent = try Daemon("agent-defaults", ["agent"], environment: environment)
         #expect(Daemon.wait(seconds: 30) { Daemon.get("http://127.0.0.1:4101/metrics")?.status == 200 }, "\(agent.log)")
         let workload = try Self.launch(binary, ["3"])
         workload.waitUntilExit()
@@ -313,5 +317,33 @@ struct AgentTests {
         let stopped = store.terminate()
         #expect(stopped.status == 0 && stopped.seconds < 10, "store exit \(stopped)")
         #expect(Daemon.get("http://127.0.0.1:4100/health") == nil)
+    }
+}
+
+@Suite("deploy files")
+struct DeployTests {
+    @Test("the systemd units pass systemd-analyze verify")
+    func systemdUnits() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze") else {
+            print("SKIP: systemd-analyze is not installed (scripts/install-deps installs systemd)")
+            return
+        }
+        var units: [String] = []
+        for name in ["flare-agent.service", "flare-store.service"] {
+            // The unit names /usr/local/bin/flare; verify it against the binary just built.
+            let text = try String(contentsOf: TestSupport.packageRoot.appendingPathComponent("deploy/systemd/\(name)"), encoding: .utf8)
+            let path = TestSupport.temporaryPath(name)
+            try text.replacingOccurrences(of: "/usr/local/bin/flare", with: TestSupport.flareBinary).write(toFile: path, atomically: true, encoding: .utf8)
+            units.append(path)
+        }
+        let output = try TestSupport.run("/usr/bin/systemd-analyze", ["verify"] + units)
+        #expect(output.status == 0 && output.stderr.isEmpty, "\(output.stderr)")
+    }
+
+    @Test("the example agent configuration loads")
+    func exampleConfiguration() throws {
+        let output = try TestSupport.flare(["agent", "--config", TestSupport.packageRoot.appendingPathComponent("deploy/agent.toml").path, "--print-config"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("shipping.spool_max_bytes = 268435456"))
     }
 }
