@@ -347,3 +347,35 @@ struct DeployTests {
         #expect(output.stdout.contains("shipping.spool_max_bytes = 268435456"))
     }
 }
+
+extension AgentTests {
+    @Test("SIGHUP reloads the configuration file; a bad file is rejected and the running configuration stays")
+    func reloadOnSIGHUP() throws {
+        let first = try Self.burner("agent_hup_a")
+        let second = try Self.burner("agent_hup_b")
+        let config = TestSupport.temporaryPath("agent-hup.toml")
+        try "[targets]\nprocess_regex = \"^agent_hup_a$\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let fleet = Fleet(window: 1)
+        try fleet.startStore()
+        fleet.agent = try Daemon("agent", ["agent", "--config", config, "--store", fleet.storeURL, "--window", "1s", "--spool-dir", fleet.spoolDirectory,
+                                           "--metrics-address", "127.0.0.1:\(fleet.metricsPort)", "--call-graph", "fp"])
+        #expect(Daemon.wait(seconds: 30) { Daemon.get("http://127.0.0.1:\(fleet.metricsPort)/health")?.status == 200 })
+
+        try "[targets]\nprocess_regex = \"^agent_hup_b$\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        kill(fleet.agent!.pid, SIGHUP)
+        #expect(Daemon.wait(seconds: 10) { fleet.metrics["flare_agent_config_reloads_total"] == 1 })
+        let workloads = [try Self.launch(first, ["3"]), try Self.launch(second, ["3"])]
+        workloads.forEach { $0.waitUntilExit() }
+        Daemon.wait(seconds: 5) { fleet.services()["agent_hup_b"] != nil }
+        #expect(fleet.services()["agent_hup_b"] != nil, "\(fleet.services().keys.sorted())")
+        #expect(fleet.services()["agent_hup_a"] == nil, "the old target is still profiled")
+
+        try "[targets]\nprocess_regexp = \"x\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        kill(fleet.agent!.pid, SIGHUP)
+        #expect(Daemon.wait(seconds: 10) { fleet.metrics["flare_agent_config_reload_errors_total"] == 1 })
+        #expect(fleet.agent!.process.isRunning)
+        #expect(fleet.agent!.log.contains("process_regexp"), "\(fleet.agent!.log.suffix(1500))")
+        fleet.agent!.terminate()
+        fleet.store?.terminate()
+    }
+}
