@@ -73,7 +73,6 @@ public enum AgentRunner {
                             logger.notice("these settings take effect at the next start", metadata: ["keys": "\(needRestart.joined(separator: ", "))"])
                         }
                         sampler.reload(next)
-                        metrics.add(\.configReloads, 1)
                     } catch {
                         metrics.add(\.configReloadErrors, 1)
                         logger.error("configuration reload rejected; the running configuration stays", metadata: ["error": "\(error)"])

@@ -35,7 +35,8 @@ public final class WindowSampler: Service, @unchecked Sendable {
         shared = NIOLockedValueBox(Shared(configuration: configuration))
     }
 
-    /// Applies a reloaded configuration at the sampling thread's next turn.
+    /// Applies a reloaded configuration at the sampling thread's next turn
+    /// (`flare_agent_config_reloads_total` counts it once applied).
     public func reload(_ configuration: AgentConfiguration) {
         shared.withLockedValue { $0.pendingConfiguration = configuration }
     }
@@ -100,6 +101,7 @@ public final class WindowSampler: Service, @unchecked Sendable {
                 configuration = next
                 windowEnd = Self.nextBoundary(after: now, seconds: configuration.windowSeconds)
                 shared.withLockedValue { $0.configuration = next }
+                metrics.add(\.configReloads, 1)
                 logger.info("configuration reloaded")
             }
             let now = Linux.wallClockNanos()
