@@ -42,6 +42,7 @@ public enum AgentRunner {
         // then the uploader makes its last pass, then the metrics endpoint closes.
         var services: [any Service] = []
         if let address = configuration.metricsAddress, let (host, port) = AgentConfiguration.hostPort(address) {
+            try checkListenable(host: host, port: port, address: address)
             let router = Router()
             router.get("/metrics") { _, _ -> Response in
                 var headers = HTTPFields()
@@ -94,6 +95,28 @@ public enum AgentRunner {
         if old.spoolMaxBytes != new.spoolMaxBytes { keys.append("shipping.spool_max_bytes") }
         if old.metricsAddress != new.metricsAddress { keys.append("agent.metrics_address") }
         return keys
+    }
+
+    /// A port already taken fails here with a message naming the setting,
+    /// rather than later inside the HTTP server.
+    static func checkListenable(host: String, port: Int, address: String) throws(ConfigurationError) {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &result) == 0, let info = result else {
+            throw ConfigurationError("agent.metrics_address \(address): cannot resolve \(host)")
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        if bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
+            let reason = String(cString: strerror(errno))
+            throw ConfigurationError("agent.metrics_address \(address): cannot listen (\(reason)); another agent may be running: stop it, or choose another address (\"\" for none)")
+        }
     }
 
     static func readToken(_ path: String?) throws(ConfigurationError) -> String? {

@@ -90,28 +90,10 @@ struct Agent: ParsableCommand {
             print(configuration.describe())
             return
         }
-        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "flare.agent")
-        let failure = FailureBox()
-        let done = DispatchSemaphore(value: 0)
+        let logger = Daemon.logger("flare.agent", level: Logger.Level(rawValue: configuration.logLevel) ?? .info)
         let sources = AgentRunner.Sources(file: configFile, environment: environment, flags: flags)
-        Task {
-            do {
-                try await AgentRunner.run(configuration, sources: sources, logger: logger)
-            } catch {
-                failure.set("\(error)")
-            }
-            done.signal()
-        }
-        done.wait()
-        if let message = failure.get() {
-            printError(message)
-            throw ExitCode.failure
+        try Daemon.run {
+            try await AgentRunner.run(configuration, sources: sources, logger: logger)
         }
     }
 

@@ -87,27 +87,10 @@ struct Store: ParsableCommand {
             throw ExitCode.failure
         }
 
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
-        }
-        let logger = Logger(label: "flare.store")
-        let failure = FailureBox()
-        let done = DispatchSemaphore(value: 0)
+        let logger = Daemon.logger("flare.store", level: .info)
         let config = configuration
-        Task {
-            do {
-                try await StoreServer.run(config, logger: logger) { StandardStream.error.write($0 + "\n") }
-            } catch {
-                failure.set("\(error)")
-            }
-            done.signal()
-        }
-        done.wait()
-        if let message = failure.get() {
-            printError(message)
-            throw ExitCode.failure
+        try Daemon.run {
+            try await StoreServer.run(config, logger: logger) { StandardStream.error.write($0 + "\n") }
         }
     }
 
@@ -169,6 +152,33 @@ enum Environment {
             pointer += 1
         }
         return result
+    }
+}
+
+/// Long-running subcommands: logging to stderr, and an async body run to
+/// completion from the synchronous command, its error printed as one line.
+enum Daemon {
+    static func logger(_ label: String, level: Logger.Level) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: label)
+    }
+
+    static func run(_ body: @escaping @Sendable () async throws -> Void) throws {
+        let failure = FailureBox()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { try await body() } catch { failure.set("\(error)") }
+            done.signal()
+        }
+        done.wait()
+        if let message = failure.get() {
+            printError(message)
+            throw ExitCode.failure
+        }
     }
 }
 
