@@ -360,6 +360,19 @@ async function checkVersions() {
   } catch (e) { /* the endpoint is optional: no button */ }
 }
 
+// Suggestions for the label selector: every name="value" pair of the service's series.
+async function loadLabelHints() {
+  const list = clear($('label-hints'));
+  if (!state.service) return;
+  try {
+    const names = (await store.json('api/v1/labels', { service: state.service })).names || [];
+    for (const name of names.slice(0, 50)) {
+      const values = (await store.json('api/v1/labels/' + encodeURIComponent(name) + '/values', { service: state.service })).values || [];
+      for (const value of values.slice(0, 100)) list.append(el('option', { value: `{${name}=${quoteLabel(value)}}` }));
+    }
+  } catch (e) { /* hints are optional */ }
+}
+
 function compareVersions() {
   const v = state.versions;
   if (!v || v.length < 2) return;
@@ -422,6 +435,7 @@ async function startLive() {
   if (hash.get('from') && hash.get('until')) { state.range = { preset: 'custom', from: hash.get('from'), until: hash.get('until') }; $('range').value = 'custom'; }
   else if (hash.get('range')) { state.range.preset = hash.get('range'); $('range').value = hash.get('range'); }
   checkVersions();
+  loadLabelHints();
   if (hash.get('trace')) {
     await openTrace(hash.get('trace'), hash.get('span') || undefined);
     loadTraces();
@@ -460,6 +474,7 @@ function wire() {
     state.service = $('service').value;
     if ($('range').value !== 'custom') state.range = { preset: $('range').value, from: null, until: null };
     checkVersions();
+    loadLabelHints();
     loadSelection();
   });
   $('diff-form').addEventListener('submit', (e) => { e.preventDefault(); runDiff(diffFormParams()); });
