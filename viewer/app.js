@@ -58,6 +58,8 @@ function showTab(tab) {
   if (tab === 'flame' && state.model) views.flame.draw();
   if (tab === 'diff' && state.diffModel) views.diff.draw();
   if (tab === 'sandwich') renderSandwich();
+  if (tab === 'table') table.render();
+  if (tab === 'diff') diffTable.render();
   applySearch();
 }
 

@@ -23,12 +23,19 @@ export class FunctionTable {
     container.append(el('div', { class: 'table-tools' }, this.filterInput, this.summary), this.table);
   }
 
+  // Rows are computed when first shown, so that a big profile's graph is drawn first.
   setModel(model) {
     this.model = model;
-    this.rows = model.isDiff ? model.changes().map((c) => ({ ...c, label: c.name })) : model.topFunctions().map((r) => ({ ...r, label: model.names[r.name], file: model.files[r.name] || '' }));
+    this.rows = null;
     this.sortKey = model.isDiff ? 'self_delta' : 'self';
     this.descending = true;
-    this.render();
+    if (this.container.offsetParent !== null) this.render();
+  }
+
+  ensureRows() {
+    const model = this.model;
+    if (this.rows) return;
+    this.rows = model.isDiff ? model.changes().map((c) => ({ ...c, label: c.name })) : model.topFunctions().map((r) => ({ ...r, label: model.names[r.name], file: model.files[r.name] || '' }));
   }
 
   columns() {
@@ -54,6 +61,7 @@ export class FunctionTable {
 
   render() {
     if (!this.model) return;
+    this.ensureRows();
     const m = this.model;
     clear(this.table);
     const head = el('tr');

@@ -19,10 +19,10 @@ public enum HTMLExport {
         // never become markup, but if one did, it still could not execute.
         let nonce = (0..<2).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
         let policy = "default-src 'none'; script-src 'nonce-\(nonce)'; style-src 'unsafe-inline'; img-src data: blob:; base-uri 'none'; form-action 'none'"
-        try replace(&html, #"<link rel="stylesheet" href="style.css">"#, with: "<style>\n" + style + "\n</style>")
+        try replace(&html, #"<link rel="stylesheet" href="ui/style.css">"#, with: "<style>\n" + style + "\n</style>")
         try replace(&html, #"<meta charset="utf-8">"#, with: #"<meta charset="utf-8">"# + "\n<meta http-equiv=\"Content-Security-Policy\" content=\"\(policy)\">")
         try replace(&html, "<title>Flare</title>", with: "<title>" + escapeHTML(title) + "</title>")
-        try replace(&html, #"<script type="module" src="app.js"></script>"#, with:
+        try replace(&html, #"<script type="module" src="ui/app.js"></script>"#, with:
             "<script type=\"application/json\" id=\"flare-data\">" + scriptSafeJSON(documentJSON) + "</script>\n"
             + "<script type=\"module\" nonce=\"\(nonce)\">\n" + script + "\n</script>")
         return html
