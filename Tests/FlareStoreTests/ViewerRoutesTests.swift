@@ -96,6 +96,24 @@ struct ViewerRoutesTests {
         }
     }
 
+    @Test("GET /api/v1/export downloads the viewer with the selection's flame graph or diff inlined")
+    func exportRoute() async throws {
+        let assets = try ViewerAssets(directory: Self.viewerDirectory)
+        try await H.withStore({ $0.viewer = assets }) { client, storage in
+            _ = try await storage.insert(try StoreTestSupport.window([S(stack: ["main", "parse"], count: 9)], key: "x1", start: Self.t0))
+            let response = try await H.get(client, "/api/v1/export?service=checkout&\(Self.range)")
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(response.headers[.contentDisposition] == "attachment; filename=\"flare-checkout.html\"")
+            let html = H.text(response)
+            let graph = H.text(try await H.get(client, "/api/v1/flamegraph?service=checkout&\(Self.range)"))
+            #expect(html.contains("<script type=\"application/json\" id=\"flare-data\">" + graph + "</script>"))
+            let diff = H.text(try await H.get(client, "/api/v1/export?kind=diff&service=checkout&\(Self.range)"))
+            #expect(diff.contains("\"total_a\":9"))
+            #expect(try await H.get(client, "/api/v1/export?kind=pie&service=checkout").status == .badRequest)
+        }
+    }
+
     @Test("the file-name rule admits only single plain names")
     func servableNames() {
         #expect(ViewerAssets.isServableName("app.js"))
