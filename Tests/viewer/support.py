@@ -123,6 +123,22 @@ def wait_for(driver, script, timeout=30, message="condition"):
     raise AssertionError(f"timed out waiting for {message}: {script} (last: {last!r})\nbrowser log:\n{logs}")
 
 
+def click(driver, script, timeout=30, message="element"):
+    """Clicks the element a JavaScript expression finds, finding it again if the
+    page re-rendered it in between (lists refresh when their data arrives)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(5):
+        element = wait_for(driver, script, timeout, message)
+        try:
+            text = element.text
+            element.click()
+            return text
+        except StaleElementReferenceException:
+            time.sleep(0.2)
+    raise AssertionError(f"{message} kept being replaced")
+
+
 def model_tree(driver, model_expression="window.flare.model"):
     """The page's own call tree: {root-first tuple of names below the root: total}."""
     pairs = driver.execute_script(f"""
