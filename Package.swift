@@ -62,11 +62,13 @@ let package = Package(
         ),
         // Call trees for flame graphs and diffs, and the JSON the viewer reads. Pure.
         .target(name: "FlareFlameGraph", dependencies: ["FlareProfile"]),
+        // The viewer's files on disk, and one self-contained HTML file with a document inlined.
+        .target(name: "FlareViewer", dependencies: ["FlareFlameGraph", "FlareProfile"]),
         // The store: ingest, storage (SQLite, PostgreSQL), queries, OTLP spans, HTTP routes.
         .target(
             name: "FlareStore",
             dependencies: [
-                "FlareProfile", "FlareFlameGraph",
+                "FlareProfile", "FlareFlameGraph", "FlareViewer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -91,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "flare",
             dependencies: [
-                "FlareRecorder", "FlareProfile", "FlareFlameGraph", "FlareStore", "FlareAgent",
+                "FlareRecorder", "FlareProfile", "FlareFlameGraph", "FlareStore", "FlareAgent", "FlareViewer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -114,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "FlareStoreTests",
             dependencies: [
-                "FlareStore", "FlareProfile", "FlareFlameGraph",
+                "FlareStore", "FlareProfile", "FlareFlameGraph", "FlareViewer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             exclude: ["Clients"]

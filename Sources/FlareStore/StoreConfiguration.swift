@@ -1,3 +1,5 @@
+import FlareViewer
+
 /// Everything `flare store` can be told; the defaults run a local store with
 /// nothing to install.
 public struct StoreConfiguration: Sendable {
@@ -22,6 +24,11 @@ public struct StoreConfiguration: Sendable {
     public var queryToken: String?
     /// How often retention and downsampling run.
     public var maintenanceIntervalSeconds: Int = 300
+    /// The viewer's files, served at `/` and `/ui/…`; nil: no viewer (the API still works).
+    public var viewer: ViewerAssets?
+    /// Where the viewer links a trace to, with `{trace_id}` (and `{span_id}`)
+    /// substituted: a Jaeger or Grafana Tempo URL.
+    public var traceURLTemplate: String?
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 

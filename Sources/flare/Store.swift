@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import FlareStore
+import FlareViewer
 import Glibc
 import Logging
 
@@ -17,6 +18,10 @@ struct Store: ParsableCommand {
               flare store
               flare store --address 0.0.0.0:4100 --ingest-token-file /etc/flare/token
               flare store --database postgres://flare:secret@db:5432/flare
+
+            The viewer is served at / (see docs/viewer.md). Its files are found in --viewer-dir, \
+            else $FLARE_VIEWER_DIR, else <dir of the flare binary>/../share/flare/viewer, else a \
+            viewer/ directory beside the binary or above it (a checkout's .build/debug/flare).
 
             Tokens can also come from FLARE_INGEST_TOKEN and FLARE_QUERY_TOKEN, and the database URL \
             from FLARE_DATABASE_URL, so they stay out of the process list.
@@ -62,6 +67,12 @@ struct Store: ParsableCommand {
     @Option(name: .customLong("maintenance-interval"), help: "How often retention and downsampling run.")
     var maintenanceInterval = "5m"
 
+    @Option(name: .customLong("viewer-dir"), help: "The viewer's files (a directory holding index.html; default: $FLARE_VIEWER_DIR, <prefix>/share/flare/viewer, or viewer/ of the checkout holding the binary).")
+    var viewerDirectory: String?
+
+    @Option(name: .customLong("trace-url"), help: "Open traces in Jaeger or Tempo: a URL with {trace_id} (and optionally {span_id}), like http://jaeger:16686/trace/{trace_id}.")
+    var traceURLTemplate: String?
+
     func run() throws {
         let environment = Environment.variables
         var configuration = StoreConfiguration(dataDirectory: dataDirectory
@@ -82,6 +93,19 @@ struct Store: ParsableCommand {
             configuration.ingestToken = try ingestToken ?? token(file: ingestTokenFile, environment: environment["FLARE_INGEST_TOKEN"])
             configuration.queryToken = try queryToken ?? token(file: queryTokenFile, environment: environment["FLARE_QUERY_TOKEN"])
             configuration.maintenanceIntervalSeconds = Int(max(1, try duration(maintenanceInterval, "--maintenance-interval") / 1_000_000_000))
+            if let template = traceURLTemplate {
+                guard template.hasPrefix("http://") || template.hasPrefix("https://"), template.contains("{trace_id}") else {
+                    throw InputError(description: "invalid --trace-url \(template): use an http(s) URL containing {trace_id}")
+                }
+                configuration.traceURLTemplate = template
+            }
+            do {
+                configuration.viewer = try ViewerAssets.locate(explicit: viewerDirectory, environment: environment)
+            } catch {
+                // An explicit directory that is wrong is a mistake to fix; a store without a viewer still serves the API.
+                if viewerDirectory != nil { throw InputError(description: "\(error)") }
+                printError("warning: \(error); the store runs without the viewer")
+            }
         } catch {
             printError("\(error)")
             throw ExitCode.failure

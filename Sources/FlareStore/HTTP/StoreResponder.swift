@@ -14,7 +14,8 @@ struct StoreResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context =
     enum Access { case open, ingest, query }
 
     static func access(method: HTTPRequest.Method, path: String) -> Access {
-        if path == "/health" || path == "/metrics" || path == "/" { return .open }
+        // The viewer's own files hold no data: its API calls carry the query token.
+        if path == "/health" || path == "/metrics" || path == "/" || path.hasPrefix("/ui/") { return .open }
         if method == .post && (path == "/ingest" || path == "/v1/traces" || path == "/api/v1/profiles") { return .ingest }
         return .query
     }
@@ -52,8 +53,10 @@ struct StoreResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context =
     static func routeLabel(_ path: String) -> String {
         if path.hasPrefix("/api/v1/traces/") { return "/api/v1/traces/:id" }
         if path.hasPrefix("/api/v1/labels/") { return "/api/v1/labels/:name/values" }
+        if path.hasPrefix("/ui/") { return "/ui/:file" }
         let known = ["/health", "/metrics", "/ingest", "/v1/traces", "/api/v1/profiles", "/api/v1/services", "/api/v1/labels",
-                     "/api/v1/totals", "/api/v1/flamegraph", "/api/v1/top", "/api/v1/pprof", "/api/v1/diff", "/api/v1/functions/spans"]
+                     "/api/v1/totals", "/api/v1/flamegraph", "/api/v1/top", "/api/v1/pprof", "/api/v1/diff", "/api/v1/functions/spans",
+                     "/", "/api/v1/traces", "/api/v1/export"]
         return known.contains(path) ? path : "other"
     }
 

@@ -1,5 +1,6 @@
 import FlareFlameGraph
 import FlareProfile
+import FlareViewer
 import Foundation
 import Hummingbird
 import NIOCore
@@ -25,8 +26,12 @@ struct StoreRoutes: Sendable {
         router.get("/api/v1/top") { request, _ in try await self.top(request) }
         router.get("/api/v1/pprof") { request, _ in try await self.pprof(request) }
         router.get("/api/v1/diff") { request, _ in try await self.diff(request) }
+        router.get("/api/v1/traces") { request, _ in try await self.recentTraces(request) }
         router.get("/api/v1/traces/:trace_id") { request, context in try await self.trace(context.parameters.get("trace_id") ?? "") }
         router.get("/api/v1/functions/spans") { request, _ in try await self.functionSpans(request) }
+        router.get("/api/v1/export") { request, _ in try await self.export(request) }
+        router.get("/") { _, _ in try self.viewerFile("index.html") }
+        router.get("/ui/:file") { _, context in try self.viewerFile(context.parameters.get("file") ?? "") }
     }
 
     // MARK: Health and metrics
@@ -274,7 +279,10 @@ struct StoreRoutes: Sendable {
     }
 
     func flameGraph(_ request: Request) async throws -> Response {
-        let q = request.uri.queryParameters
+        JSONResponse.make(text: try await flameGraphJSON(request.uri.queryParameters))
+    }
+
+    func flameGraphJSON(_ q: Parameters) async throws -> String {
         let selection = try selection(q)
         let kind = try valueKind(q)
         let maxNodes = try intParameter(q, "max_nodes", default: 2048, range: 1...200_000)
@@ -287,7 +295,7 @@ struct StoreRoutes: Sendable {
         out += ",\"nodes_total\":" + String(graph.tree.nodes.count) + ",\"nodes_kept\":" + String(graph.kept.count)
         FlameGraphJSON.writeTree(graph.tree, kept: graph.kept, names: graph.names, columns: FlameGraphJSON.Column.single, into: &out)
         out += "}"
-        return JSONResponse.make(text: out)
+        return out
     }
 
     func top(_ request: Request) async throws -> Response {
@@ -327,7 +335,10 @@ struct StoreRoutes: Sendable {
     }
 
     func diff(_ request: Request) async throws -> Response {
-        let q = request.uri.queryParameters
+        JSONResponse.make(text: try await diffJSON(request.uri.queryParameters))
+    }
+
+    func diffJSON(_ q: Parameters) async throws -> String {
         let a = try selection(q, prefix: "a_")
         let b = try selection(q, prefix: "b_")
         let kind = try valueKind(q)
@@ -347,7 +358,7 @@ struct StoreRoutes: Sendable {
                      ("total_a", .double(f.totalA)), ("total_b", .double(f.totalB)), ("total_delta", .double(f.totalDelta))])
         }).write(to: &out)
         out += "}"
-        return JSONResponse.make(text: out)
+        return out
     }
 
     func trace(_ id: String) async throws -> Response {
@@ -368,6 +379,78 @@ struct StoreRoutes: Sendable {
                 ])
             })),
             ("unknown_spans", .array(trace.unknownSpans.map { .object([("span_id", .string($0.spanID))] + value($0.value)) })),
+        ]))
+    }
+
+    // MARK: Viewer
+
+    /// Served with a policy that lets only the viewer's own files run and
+    /// talk to this store, so a name that ever became markup could do nothing.
+    static let viewerPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+    func viewerFile(_ name: String) throws -> Response {
+        guard let viewer = configuration.viewer else {
+            throw StoreError.notFound("this store serves no viewer: its files were not found at start; pass --viewer-dir DIR or set FLARE_VIEWER_DIR (see docs/viewer.md)")
+        }
+        var headers = HTTPFields()
+        headers[.contentSecurityPolicy] = Self.viewerPolicy
+        headers[.init("X-Content-Type-Options")!] = "nosniff"
+        headers[.cacheControl] = "no-cache"
+        if name == "config.json" {
+            headers[.contentType] = "application/json; charset=utf-8"
+            let config = JSON.object([
+                ("trace_url_template", configuration.traceURLTemplate.map { .string($0) } ?? .null),
+                ("query_token_required", .bool(!(configuration.queryToken ?? "").isEmpty)),
+            ])
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: config.text)))
+        }
+        guard let file = viewer.file(named: name) else {
+            throw StoreError.notFound("no viewer file \(JSONText.quoted(name))")
+        }
+        headers[.contentType] = file.contentType
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: file.bytes)))
+    }
+
+    /// The viewer with one flame graph (`kind=flamegraph`, the default, with
+    /// the flame-graph parameters) or diff (`kind=diff`, the diff parameters)
+    /// inlined, as a download.
+    func export(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        guard let viewer = configuration.viewer else {
+            throw StoreError.notFound("this store serves no viewer, so it cannot export one: pass --viewer-dir DIR or set FLARE_VIEWER_DIR")
+        }
+        let kind = q.get("kind") ?? "flamegraph"
+        let document: String
+        switch kind {
+        case "flamegraph": document = try await flameGraphJSON(q)
+        case "diff": document = try await diffJSON(q)
+        default: throw StoreError.badRequest("invalid kind \(JSONText.quoted(kind)): use flamegraph or diff")
+        }
+        let title = q.get("title") ?? ("Flare: " + (q.get("service") ?? q.get("a_service") ?? "profile"))
+        let html: String
+        do { html = try HTMLExport.render(documentJSON: document, title: title, assets: viewer) } catch {
+            throw StoreError(.internalServerError, "\(error)")
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "text/html; charset=utf-8"
+        let safe = (q.get("service") ?? "profile").unicodeScalars.map { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") ? Character($0) : "_" }
+        headers[.contentDisposition] = "attachment; filename=\"flare-\(String(safe)).html\""
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    func recentTraces(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        let service = q.get("service").flatMap { $0.isEmpty ? nil : $0 }
+        let range = try TimeRange.parse(from: q.get("from"), until: q.get("until"))
+        let limit = try intParameter(q, "limit", default: 50, range: 1...1000)
+        let traces = try await engine.recentTraces(service: service, range: range, limit: limit)
+        return JSONResponse.make(.object([
+            ("service", service.map { .string($0) } ?? .null), ("from_ns", .int(range.from)), ("until_ns", .int(range.until)),
+            ("traces", .array(traces.map { t in
+                .object([("trace_id", .string(t.traceID)), ("root_name", .string(t.rootName)), ("root_service", .string(t.rootService)),
+                         ("start_ns", .int(t.startNanos)), ("duration_ns", .int(t.durationNanos)), ("spans", .int(Int64(t.spanCount))),
+                         ("samples", .int(t.value.samples)), ("cpu_ns", .int(t.value.cpuNanos))])
+            })),
         ]))
     }
 

@@ -227,6 +227,37 @@ public final class QueryEngine: Sendable {
         return TraceCPU(spans: result, unknownSpans: unknown)
     }
 
+    // MARK: Recent traces
+
+    public struct TraceSummary: Sendable, Equatable {
+        public var traceID: String
+        /// The earliest span without a parent in the trace (or the earliest span).
+        public var rootName: String
+        public var rootService: String
+        public var startNanos: Int64
+        public var durationNanos: Int64
+        public var spanCount: Int
+        public var value: StackValue
+    }
+
+    /// The most recently started traces with a span of `service` in `range`,
+    /// with the CPU their samples carry.
+    public func recentTraces(service: String?, range: TimeRange, limit: Int) async throws -> [TraceSummary] {
+        let ids = try await storage.recentTraceIDs(service: service, range: range, limit: limit)
+        var byTrace: [String: [SpanRecord]] = [:]
+        for span in try await storage.spans(traceIDs: ids) { byTrace[span.traceID, default: []].append(span) }
+        let totals = try await storage.traceTotals(traceIDs: ids)
+        return ids.compactMap { id in
+            guard let spans = byTrace[id], !spans.isEmpty else { return nil }
+            let known = Set(spans.map(\.spanID))
+            let roots = spans.filter { $0.parentSpanID.isEmpty || !known.contains($0.parentSpanID) }
+            let root = (roots.isEmpty ? spans : roots).min { ($0.startNanos, $0.spanID) < ($1.startNanos, $1.spanID) }!
+            let start = spans.map(\.startNanos).min()!, end = spans.map(\.endNanos).max()!
+            return TraceSummary(traceID: id, rootName: root.name, rootService: root.service, startNanos: start,
+                                durationNanos: max(0, end - start), spanCount: spans.count, value: totals[id] ?? .zero)
+        }
+    }
+
     // MARK: Function → spans
 
     public struct SpanRank: Sendable {

@@ -407,6 +407,42 @@ public final class PostgresStorage: ProfileStorage {
             """)
     }
 
+    public func recentTraceIDs(service: String?, range: TimeRange, limit: Int) async throws -> [String] {
+        let rows = if let service {
+            try await client.query("""
+                SELECT trace_id FROM spans WHERE start_ns < \(range.until) AND end_ns > \(range.from) AND service = \(service)
+                GROUP BY trace_id ORDER BY min(start_ns) DESC, trace_id LIMIT \(Int64(limit))
+                """)
+        } else {
+            try await client.query("""
+                SELECT trace_id FROM spans WHERE start_ns < \(range.until) AND end_ns > \(range.from)
+                GROUP BY trace_id ORDER BY min(start_ns) DESC, trace_id LIMIT \(Int64(limit))
+                """)
+        }
+        var result: [String] = []
+        for try await id in rows.decode(String.self) { result.append(id) }
+        return result
+    }
+
+    public func spans(traceIDs: [String]) async throws -> [SpanRecord] {
+        guard !traceIDs.isEmpty else { return [] }
+        return try await spans("""
+            SELECT trace_id, span_id, parent_span_id, name, service, kind, start_ns, end_ns, status_code, status_message, attributes
+            FROM spans WHERE trace_id = ANY(\(traceIDs)::text[]) ORDER BY start_ns
+            """)
+    }
+
+    public func traceTotals(traceIDs: [String]) async throws -> [String: StackValue] {
+        guard !traceIDs.isEmpty else { return [:] }
+        var result: [String: StackValue] = [:]
+        for try await (trace, samples, cpu) in try await client.query("""
+            SELECT trace_id, sum(samples)::bigint, sum(cpu_ns)::bigint FROM span_samples WHERE trace_id = ANY(\(traceIDs)::text[]) GROUP BY trace_id
+            """).decode((String, Int64, Int64).self) {
+            result[trace] = StackValue(samples: samples, cpuNanos: cpu)
+        }
+        return result
+    }
+
     // MARK: Maintenance
 
     public func deleteOlder(than before: Int64) async throws -> Int {

@@ -23,6 +23,12 @@ public protocol ProfileStorage: Sendable {
     func functionIDs(named name: String) async throws -> [Int64]
     func spans(traceID: String) async throws -> [SpanRecord]
     func spans(spanIDs: [String]) async throws -> [SpanRecord]
+    /// The traces with a span of `service` (any service when nil) overlapping
+    /// `range`, the most recently started first.
+    func recentTraceIDs(service: String?, range: TimeRange, limit: Int) async throws -> [String]
+    func spans(traceIDs: [String]) async throws -> [SpanRecord]
+    /// Samples and CPU time labelled with each of these traces.
+    func traceTotals(traceIDs: [String]) async throws -> [String: StackValue]
 
     /// Deletes windows that ended before `before`, and spans that ended before it.
     func deleteOlder(than before: Int64) async throws -> Int

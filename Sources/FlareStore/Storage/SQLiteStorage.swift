@@ -310,6 +310,51 @@ public final class SQLiteStorage: ProfileStorage {
         }
     }
 
+    public func recentTraceIDs(service: String?, range: TimeRange, limit: Int) async throws -> [String] {
+        try await pool.read { db in
+            var arguments = StatementArguments()
+            var condition = "start_ns < ? AND end_ns > ?"
+            arguments += [range.until, range.from]
+            if let service {
+                condition += " AND service = ?"
+                arguments += [service]
+            }
+            arguments += [limit]
+            return try String.fetchAll(db, sql: """
+                SELECT trace_id FROM spans WHERE \(condition) GROUP BY trace_id ORDER BY min(start_ns) DESC, trace_id LIMIT ?
+                """, arguments: arguments)
+        }
+    }
+
+    public func spans(traceIDs: [String]) async throws -> [SpanRecord] {
+        guard !traceIDs.isEmpty else { return [] }
+        return try await pool.read { db in
+            var result: [SpanRecord] = []
+            for chunk in stride(from: 0, to: traceIDs.count, by: 500) {
+                let part = Array(traceIDs[chunk..<min(chunk + 500, traceIDs.count)])
+                result += try Row.fetchAll(db, sql: "SELECT \(Self.spanColumns) FROM spans WHERE trace_id IN \(Self.inList(part.count)) ORDER BY start_ns",
+                                           arguments: StatementArguments(part)).map(Self.span)
+            }
+            return result
+        }
+    }
+
+    public func traceTotals(traceIDs: [String]) async throws -> [String: StackValue] {
+        guard !traceIDs.isEmpty else { return [:] }
+        return try await pool.read { db in
+            var result: [String: StackValue] = [:]
+            for chunk in stride(from: 0, to: traceIDs.count, by: 500) {
+                let part = Array(traceIDs[chunk..<min(chunk + 500, traceIDs.count)])
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT trace_id, sum(samples), sum(cpu_ns) FROM span_samples WHERE trace_id IN \(Self.inList(part.count)) GROUP BY trace_id
+                    """, arguments: StatementArguments(part)) {
+                    result[row[0]] = StackValue(samples: row[1], cpuNanos: row[2])
+                }
+            }
+            return result
+        }
+    }
+
     // MARK: Maintenance
 
     public func deleteOlder(than before: Int64) async throws -> Int {
