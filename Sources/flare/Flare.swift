@@ -8,6 +8,6 @@ struct Flare: ParsableCommand {
         discussion: """
             Start with `flare record -- ./my-program` to see where a program spends its CPU.
             """,
-        subcommands: [Record.self, Convert.self, UnwindTableCommand.self, Store.self]
+        subcommands: [Record.self, Convert.self, UnwindTableCommand.self, Store.self, Diff.self]
     )
 }
