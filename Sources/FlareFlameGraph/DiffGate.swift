@@ -27,16 +27,16 @@ public struct DiffGate: Sendable, Equatable {
         self.maxSelfGrowth = maxSelfGrowth; self.maxTotalGrowth = maxTotalGrowth; self.minZ = minZ; self.minSamples = minSamples
     }
 
-    public enum Metric: String, Sendable { case `self`, total }
+    public enum Metric: String, Sendable { case selfShare = "self", totalShare = "total" }
 
     /// A function whose share grew past a threshold.
     public struct Finding: Sendable {
         public var row: DiffReport.Row
         public var metric: Metric
-        public var points: Double { metric == .self ? row.selfPoints : row.totalPoints }
-        public var z: Double { metric == .self ? row.selfZ : row.totalZ }
-        public var shareBase: Double { metric == .self ? row.selfShareBase : row.totalShareBase }
-        public var shareTarget: Double { metric == .self ? row.selfShareTarget : row.totalShareTarget }
+        public var points: Double { metric == .selfShare ? row.selfPoints : row.totalPoints }
+        public var z: Double { metric == .selfShare ? row.selfZ : row.totalZ }
+        public var shareBase: Double { metric == .selfShare ? row.selfShareBase : row.totalShareBase }
+        public var shareTarget: Double { metric == .selfShare ? row.selfShareTarget : row.totalShareTarget }
     }
 
     public struct Verdict: Sendable {
@@ -60,7 +60,7 @@ public struct DiffGate: Sendable, Equatable {
             return verdict
         }
         for row in report.rows {
-            let limits: [(Metric, Double?)] = [(.self, maxSelfGrowth), (.total, maxTotalGrowth)]
+            let limits: [(Metric, Double?)] = [(.selfShare, maxSelfGrowth), (.totalShare, maxTotalGrowth)]
             for (metric, limit) in limits {
                 guard let limit else { continue }
                 let finding = Finding(row: row, metric: metric)
