@@ -42,7 +42,7 @@ public struct DiffInput: Sendable {
                 names[id] = name
                 return id
             }
-            return stacks.stacks.compactMap { stack in
+            return stacks.stacks.compactMap { stack -> (frames: [Int64], value: Double)? in
                 let value = Double(useSamples ? stack.samples : stack.cpuNanos)
                 return value > 0 ? (frames: stack.frames.map { local[Int($0)] }, value: value) : nil
             }

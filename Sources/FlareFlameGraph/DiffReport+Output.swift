@@ -22,7 +22,7 @@ extension DiffReport {
                 ("max_self_growth_points", gate.maxSelfGrowth.map(Self.number) ?? .null),
                 ("max_total_growth_points", gate.maxTotalGrowth.map(Self.number) ?? .null),
                 ("min_z", Self.number(gate.minZ)), ("min_samples", .int(gate.minSamples)),
-                ("too_few_samples", verdict.tooFewSamples.map { .object([("side", .string($0.side)), ("samples", .int($0.samples))]) } ?? .null),
+                ("too_few_samples", verdict.tooFewSamples.map { JSON.object([("side", .string($0.side)), ("samples", .int($0.samples))]) } ?? JSON.null),
                 ("violations", .array(verdict.violations.map(finding))),
                 ("within_noise", .array(verdict.withinNoise.map(finding))),
             ])))
@@ -91,8 +91,8 @@ extension DiffReport {
         if let m = gate.maxTotalGrowth { rule.append("total share +\(TextFormat.fixed(m, 1)) points") }
         let guards = "z ≥ \(TextFormat.fixed(gate.minZ, 1)), ≥ \(gate.minSamples) samples per side"
         var lines: [String] = []
-        if let (side, samples) = verdict.tooFewSamples {
-            return "gate: NO VERDICT: the \(side) has \(samples) samples, fewer than the \(gate.minSamples) the gate needs to tell a change from noise; record longer or at a higher -F, or lower --min-samples\n"
+        if let few = verdict.tooFewSamples {
+            return "gate: NO VERDICT: the \(few.side) has \(few.samples) samples, fewer than the \(gate.minSamples) the gate needs to tell a change from noise; record longer or at a higher -F, or lower --min-samples\n"
         }
         func describe(_ f: DiffGate.Finding) -> String {
             "  " + TerminalText.safe(f.row.function.name, maxLength: 120) + ": " + f.metric.rawValue + " "

@@ -94,14 +94,14 @@ struct StoreDiff {
                 }
                 version = found.version
             }
-            guard let found else {
+            guard let match = found else {
                 let list = versions.suffix(10).map { TerminalText.safe($0.version) }.joined(separator: ", ")
                 throw InputError(description: "\(side): version \(TerminalText.safe(version)) of \(TerminalText.safe(service)) is not in the store; its versions are \(list.isEmpty ? "none (no series has a service.version label)" : list)")
             }
             labels.append((QueryEngine.versionLabel, version))
             if from == nil && until == nil {
-                from = String(found.firstNanos)
-                until = String(found.lastNanos + 1)
+                from = String(match.firstNanos)
+                until = String(match.lastNanos + 1)
             }
         }
         for pair in selection.pairs where !Selection.reserved.contains(pair.key) { labels.append((pair.key, pair.value)) }

@@ -38,15 +38,15 @@ struct DiffTests {
              "-DSTEADY_A_UNITS=\(Int(u["deploy_steady_a"]!))", "-DSTEADY_B_UNITS=\(Int(u["deploy_steady_b"]!))"]
         }
         let flags = ["-O0", "-fno-omit-frame-pointer"]
-        let v1 = try TestSupport.compileC("deploy.c", output: "deploy_v1", flags: flags + units(v1Units))
-        let v2 = try TestSupport.compileC("deploy.c", output: "deploy_v2", flags: flags + units(v2Units))
+        let v1 = try TestSupport.compileC("deploy.c", output: "deploy_v1", flags: flags + units(DiffTests.v1Units))
+        let v2 = try TestSupport.compileC("deploy.c", output: "deploy_v2", flags: flags + units(DiffTests.v2Units))
         // Two recordings at a time, one per CPU: shares follow work units, not wall time.
-        let jobs = (0..<(2 * noisePairs)).map { (v1, "diff-v1-\($0)") } + [(v2, "diff-v2")]
+        let jobs = (0..<(2 * DiffTests.noisePairs)).map { (v1, "diff-v1-\($0)") } + [(v2, "diff-v2")]
         let results = ResultList(count: jobs.count)
         for start in stride(from: 0, to: jobs.count, by: 2) {
             let batch = Array(jobs[start..<min(start + 2, jobs.count)])
             DispatchQueue.concurrentPerform(iterations: batch.count) { i in
-                results.set(start + i, Result { try record(batch[i].0, name: batch[i].1) })
+                results.set(start + i, Result { try DiffTests.record(batch[i].0, name: batch[i].1) })
             }
         }
         let paths = try results.values.map { try $0!.get() }
@@ -55,7 +55,7 @@ struct DiffTests {
 
     static func record(_ binary: String, name: String) throws -> String {
         let path = TestSupport.temporaryPath("\(name).pb.gz")
-        let output = try TestSupport.flare(["record", "-F", "999", "--call-graph", "fp", "-q", "-o", path, "--", binary, cpuSeconds])
+        let output = try TestSupport.flare(["record", "-F", "999", "--call-graph", "fp", "-q", "-o", path, "--", binary, DiffTests.cpuSeconds])
         guard output.status == 0 else { throw TestFailure("flare record \(binary) failed (\(output.status)): \(output.stderr)") }
         return path
     }
@@ -186,10 +186,10 @@ struct DiffTests {
         let empty = try Self.writeProfile("empty.pb.gz", types: [("samples", "count"), ("cpu", "nanoseconds")], samples: 0)
         Self.expectBadInput(try TestSupport.flare(["diff", empty, good]), mentioning: ["has no samples"])
 
-        // A gate cannot judge three samples: no verdict, exit 2, not a pass.
+        // A gate cannot judge 30 samples: no verdict, exit 2, not a pass.
         let tiny = try TestSupport.flare(["diff", good, good, "--gate"])
         #expect(tiny.status == 2)
-        #expect(tiny.stdout.contains("gate: NO VERDICT: the base has 3 samples"))
+        #expect(tiny.stdout.contains("gate: NO VERDICT: the base has 30 samples"))
     }
 
     // MARK: Store selections
@@ -248,13 +248,13 @@ struct DiffTests {
         #expect(Self.functions(named.report).first?["name"] as? String == "deploy_slowed")
 
         // Bad selections: one line, exit 2.
-        func diff(_ base: String, _ target: String, env: [String: String]? = environment) throws -> TestSupport.Output {
+        func diff(_ base: String, _ target: String, env: [String: String]?) throws -> TestSupport.Output {
             try TestSupport.run(TestSupport.flareBinary, ["diff", "--store", store.baseURL, "--base", base, "--target", target], environment: env)
         }
-        Self.expectBadInput(try diff("service=deploy,version=1.4", "version=9.9"), mentioning: ["version 9.9 of deploy is not in the store", "1.4, 1.5"])
-        Self.expectBadInput(try diff("service=deploy,from=2001-01-01T00:00:00Z,until=2001-01-02T00:00:00Z", "version=1.5"),
+        Self.expectBadInput(try diff("service=deploy,version=1.4", "version=9.9", env: environment), mentioning: ["version 9.9 of deploy is not in the store", "1.4, 1.5"])
+        Self.expectBadInput(try diff("service=deploy,from=2001-01-01T00:00:00Z,until=2001-01-02T00:00:00Z", "version=1.5", env: environment),
                             mentioning: ["base selection", "has no samples"])
-        Self.expectBadInput(try diff("service=nosuch,version=1", "version=2"), mentioning: ["unknown service", "nosuch"])
+        Self.expectBadInput(try diff("service=nosuch,version=1", "version=2", env: environment), mentioning: ["unknown service", "nosuch"])
         var noToken = ProcessInfo.processInfo.environment
         noToken["FLARE_QUERY_TOKEN"] = nil
         Self.expectBadInput(try diff("service=deploy,version=1.4", "version=1.5", env: noToken), mentioning: ["query token", "401"])
@@ -274,8 +274,8 @@ struct DiffTests {
                        unit: "samples", mode: .normalized)
         }
         let gate = DiffGate()
-        // +6 points on 1 200 samples a side is within noise; on 12 000 it is not.
-        let small = gate.evaluate(report(1200, 1200, selfA: 360, selfB: 432))
+        // +6 points on 1 000 samples a side is within noise (z = 2.9); on 12 000 it is not.
+        let small = gate.evaluate(report(1000, 1000, selfA: 300, selfB: 360))
         #expect(small.passed && small.withinNoise.count == 1)
         let large = gate.evaluate(report(12000, 12000, selfA: 3600, selfB: 4320))
         #expect(!large.passed && large.violations.count == 1)
