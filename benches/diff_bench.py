@@ -12,7 +12,7 @@ Google's pprof -diff_base on the same data in the same run.
 3. Times, median of --runs, interleaved:
    - flare diff (CLI, end to end): `flare diff --store URL --base
      service=bench,version=1.4 --target version=1.5 --json … --document …`: a
-     new process that looks both versions up, queries the absolute diff for the
+     new process that looks the versions up (once per service), queries the absolute diff for the
      report and the normalized diff document for the flame graph, ranks, writes
      both files and prints the table;
    - GET /api/v1/diff alone (the viewer's request: merge both hours, diff,
@@ -142,7 +142,7 @@ def main():
             print()
             print("| what | median ms |")
             print("|---|---:|")
-            print(f"| flare diff (CLI: 2 version look-ups + absolute diff + normalized document, report, table) | {ms(times['cli']):.1f} |")
+            print(f"| flare diff (CLI: version look-up, absolute diff for the report, normalized diff document; report, document, table) | {ms(times['cli']):.1f} |")
             print(f"| GET /api/v1/diff alone (viewer's request, 2 048 nodes) | {ms(times['http']):.1f} |")
             print(f"| pprof -top -diff_base, one merged pprof per side | {ms(times['pprof']):.1f} |")
             print(f"| pprof -top -diff_base, 360 + 360 window files | {ms(raw):.0f} |")

@@ -49,8 +49,9 @@ struct StoreDiff {
     func compare() throws -> DiffComparison {
         let baseSelection = try Selection(parsing: base, option: "--base")
         let targetSelection = try Selection(parsing: target, option: "--target").inheriting(from: baseSelection)
-        let a = try parameters(baseSelection, side: "base")
-        let b = try parameters(targetSelection, side: "target")
+        var versions: [String: [Version]] = [:]
+        let a = try parameters(baseSelection, side: "base", versions: &versions)
+        let b = try parameters(targetSelection, side: "target", versions: &versions)
         let query = a.map { ("a_" + $0.0, $0.1) } + b.map { ("b_" + $0.0, $0.1) }
         let raw = try client.getJSON("/api/v1/diff", query + [("mode", "absolute"), ("value", "samples"), ("max_nodes", "1"), ("limit", "100000")])
         let totalA = (raw["total_a"] as? NSNumber)?.doubleValue ?? 0
@@ -76,7 +77,7 @@ struct StoreDiff {
 
     /// The store's parameters for one side; a version is checked against the
     /// store's list and, without from/until, spans the time it was seen.
-    func parameters(_ selection: Selection, side: String) throws -> [(String, String)] {
+    func parameters(_ selection: Selection, side: String, versions cache: inout [String: [Version]]) throws -> [(String, String)] {
         guard let service = selection["service"], !service.isEmpty else {
             throw InputError(description: "the \(side) selection needs a service: add service=NAME to --base")
         }
@@ -84,7 +85,8 @@ struct StoreDiff {
         var labels: [(String, String)] = []
         var from = selection["from"], until = selection["until"]
         if var version = selection["version"] {
-            let versions = try knownVersions(service)
+            let versions = try cache[service] ?? knownVersions(service)
+            cache[service] = versions
             var found = versions.first { $0.version == version }
             if found == nil, version == "latest" || version == "previous" {
                 let index = versions.count - (version == "latest" ? 1 : 2)

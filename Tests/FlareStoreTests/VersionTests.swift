@@ -67,6 +67,30 @@ struct VersionTests {
         }
     }
 
+    @Test("a profile whose samples carry one service_version label is stored under that version")
+    func versionFromTheProcessContext() async throws {
+        @Sendable func pprof(_ versions: [String]) -> [UInt8] {
+            var builder = ProfileBuilder.cpuProfile(periodNanos: StoreTestSupport.period, timeNanos: Self.t0, durationNanos: Self.tenSeconds)
+            let function = builder.function(name: "main", file: "main.c")
+            let location = builder.location(mappingID: 0, address: 0, lines: [Profile.Line(functionID: function)])
+            for version in versions {
+                let label = builder.label("service_version", version)
+                builder.addSample(locationIDs: [location], values: [1, StoreTestSupport.period], labels: [label])
+            }
+            return builder.profile.gzippedPprof()
+        }
+        try await H.withStore { client, _ in
+            #expect(try await H.post(client, "/api/v1/profiles?service=app&window_id=1", pprof(["2.0", "2.0"])).status == .ok)
+            // Mixed versions in one window: no version label rather than a wrong one.
+            #expect(try await H.post(client, "/api/v1/profiles?service=app&window_id=2", pprof(["2.0", "2.1"])).status == .ok)
+            // The request's own label wins.
+            let labels = H.query(#"{service.version="3.0"}"#)
+            #expect(try await H.post(client, "/api/v1/profiles?service=app&window_id=3&labels=\(labels)", pprof(["2.0"])).status == .ok)
+            let versions = try H.json(try await H.get(client, "/api/v1/versions?service=app"))["versions"] as? [[String: Any]] ?? []
+            #expect(versions.compactMap { $0["version"] as? String } == ["2.0", "3.0"])
+        }
+    }
+
     @Test("the query token guards /api/v1/versions")
     func versionsNeedTheQueryToken() async throws {
         try await H.withStore({ $0.queryToken = "q" }) { client, storage in

@@ -181,7 +181,7 @@ public final class QueryEngine: Sendable {
     }
 
     /// The label that names a deploy.
-    public static let versionLabel = "service.version"
+    public static let versionLabel = ProfileIngest.versionLabel
 
     /// The versions of `service` (its series' `service.version` labels), each
     /// with the first and last time it was seen, oldest first; throws 404 for
