@@ -12,17 +12,22 @@ struct Diff: ParsableCommand {
 
             Two pprof files:
               flare diff v1.pb.gz v2.pb.gz
-            Two store selections (keys of --target that are not given come from --base; a version \
-            without from/until means the whole time it was seen; `latest` and `previous` name the \
-            newest two versions):
-              flare diff --store http://127.0.0.1:4100 --base 'service=checkout,version=1.4' --target 'version=1.5'
-              flare diff --store http://127.0.0.1:4100 --base 'service=checkout,from=now-2h,until=now-1h' --target 'from=now-1h,until=now'
-            As a CI gate (see docs/diff.md):
-              flare diff --gate --json diff.json --store "$FLARE_STORE" --base 'service=checkout,version=previous' --target 'version=latest'
+            Two store selections (keys --target does not give come from --base; a version \
+            without from/until means the whole time it was seen; `latest` and `previous` \
+            name the newest two versions):
+              flare diff --store http://127.0.0.1:4100 \\
+                --base 'service=checkout,version=1.4' --target 'version=1.5'
+              flare diff --store http://127.0.0.1:4100 \\
+                --base 'service=checkout,from=now-2h,until=now-1h' \\
+                --target 'from=now-1h,until=now'
+            As a CI gate (docs/diff.md):
+              flare diff --gate --json diff.json --store "$FLARE_STORE" \\
+                --base 'service=checkout,version=previous' --target 'version=latest'
 
-            Exit status: 0 compared (and the gate passed), 1 the gate failed, 2 the inputs could not be \
-            compared (missing or corrupt file, empty selection, unknown service or version, mismatched \
-            sample types, too few samples for the gate, store unreachable), 64 bad command line.
+            Exit status: 0 compared (and the gate passed), 1 the gate failed, 2 the inputs could \
+            not be compared (missing or corrupt file, empty selection, unknown service or version, \
+            mismatched sample types, too few samples for the gate, store unreachable), 64 bad \
+            command line.
             """
     )
 
