@@ -305,7 +305,7 @@ final class DiffStore: @unchecked Sendable {
 
     init(dataDirectory: String, arguments: [String]) throws {
         logPath = dataDirectory + "/store.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.executableURL = URL(fileURLWithPath: TestSupport.flareBinary)
         process.arguments = ["store", "--address", "127.0.0.1:0", "--data-dir", dataDirectory] + arguments
