@@ -109,7 +109,7 @@ let package = Package(
             name: "FlareTests",
             dependencies: [
                 "FlareProfile", "FlareSampler", "FlareProcesses", "FlareSymbols", "FlareRecorder",
-                "FlareContextReader", "FlareSpanReader",
+                "FlareContextReader", "FlareSpanReader", "FlareFlameGraph",
             ],
             exclude: ["Workloads"]
         ),

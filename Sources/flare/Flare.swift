@@ -8,6 +8,6 @@ struct Flare: ParsableCommand {
         discussion: """
             Start with `flare record -- ./my-program` to see where a program spends its CPU.
             """,
-        subcommands: [Record.self, Agent.self, Store.self, Export.self, Convert.self, UnwindTableCommand.self]
+        subcommands: [Record.self, Agent.self, Store.self, Export.self, Diff.self, Convert.self, UnwindTableCommand.self]
     )
 }

@@ -55,8 +55,8 @@ struct StoreResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context =
         if path.hasPrefix("/api/v1/labels/") { return "/api/v1/labels/:name/values" }
         if path.hasPrefix("/ui/") { return "/ui/:file" }
         let known = ["/health", "/metrics", "/ingest", "/v1/traces", "/api/v1/profiles", "/api/v1/services", "/api/v1/labels",
-                     "/api/v1/totals", "/api/v1/flamegraph", "/api/v1/top", "/api/v1/pprof", "/api/v1/diff", "/api/v1/functions/spans",
-                     "/", "/api/v1/traces", "/api/v1/export"]
+                     "/api/v1/totals", "/api/v1/flamegraph", "/api/v1/top", "/api/v1/pprof", "/api/v1/diff", "/api/v1/versions",
+                     "/api/v1/functions/spans", "/", "/api/v1/traces", "/api/v1/export"]
         return known.contains(path) ? path : "other"
     }
 

@@ -27,6 +27,7 @@ struct StoreRoutes: Sendable {
         router.get("/api/v1/pprof") { request, _ in try await self.pprof(request) }
         router.get("/api/v1/diff") { request, _ in try await self.diff(request) }
         router.get("/api/v1/traces") { request, _ in try await self.recentTraces(request) }
+        router.get("/api/v1/versions") { request, _ in try await self.versions(request) }
         router.get("/api/v1/traces/:trace_id") { request, context in try await self.trace(context.parameters.get("trace_id") ?? "") }
         router.get("/api/v1/functions/spans") { request, _ in try await self.functionSpans(request) }
         router.get("/api/v1/export") { request, _ in try await self.export(request) }
@@ -347,18 +348,19 @@ struct StoreRoutes: Sendable {
         let maxNodes = try intParameter(q, "max_nodes", default: 2048, range: 1...200_000)
         let limit = try intParameter(q, "limit", default: 50, range: 1...100_000)
         let diff = try await engine.diff(a, b, value: kind, normalized: mode == "normalized", maxNodes: maxNodes, limit: limit)
-        var out = "{\"unit\":" + JSONText.quoted(kind.unit) + ",\"mode\":" + JSONText.quoted(mode)
-        out += ",\"total_a\":" + String(diff.totalA) + ",\"total_b\":" + String(diff.totalB) + ",\"scale_b\":" + String(diff.stacks.scale)
-        FlameGraphJSON.writeTree(diff.stacks.tree, kept: diff.kept, names: diff.names, columns: FlameGraphJSON.Column.diff, into: &out)
-        out += ",\"functions\":"
-        JSON.array(diff.stacks.rankedBySelfDelta().prefix(limit).map { f in
-            let name = diff.names[f.function] ?? FunctionName(name: "?", file: "")
-            return .object([("name", .string(name.name)), ("file", .string(name.file)),
-                     ("self_a", .double(f.selfA)), ("self_b", .double(f.selfB)), ("self_delta", .double(f.selfDelta)),
-                     ("total_a", .double(f.totalA)), ("total_b", .double(f.totalB)), ("total_delta", .double(f.totalDelta))])
-        }).write(to: &out)
-        out += "}"
-        return out
+        return DiffDocument.json(diff.stacks, names: diff.names, kept: diff.kept, unit: kind.unit, mode: mode,
+                                 totalA: diff.totalA, totalB: diff.totalB, limit: limit)
+    }
+
+    func versions(_ request: Request) async throws -> Response {
+        let service = try requireService(request.uri.queryParameters)
+        let versions = try await engine.versions(service: service)
+        return JSONResponse.make(.object([
+            ("service", .string(service)),
+            ("versions", .array(versions.map { v in
+                .object([("version", .string(v.version)), ("first_ns", .int(v.firstNanos)), ("last_ns", .int(v.lastNanos)), ("windows", .int(v.windows))])
+            })),
+        ]))
     }
 
     func trace(_ id: String) async throws -> Response {

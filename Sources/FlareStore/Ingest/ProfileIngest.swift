@@ -147,12 +147,35 @@ public enum ProfileIngest {
         }
         if let failure { throw failure }
 
-        return PreparedWindow(key: request.key, service: request.service, labels: request.labels,
+        var labels = request.labels
+        if labels[versionLabel] == nil, let version = processVersion(profile),
+           let withVersion = try? LabelSet(labels.labels.map { ($0.name, $0.value) } + [(versionLabel, version)]) {
+            labels = withVersion
+        }
+        return PreparedWindow(key: request.key, service: request.service, labels: labels,
                               startNanos: start, endNanos: end, functions: functions, stacks: stacks,
                               values: values, spanValues: spanValues, total: total)
     }
 
     private struct SpanKey: Hashable { var stack: Int32; var spanID: String; var traceID: String }
+
+    /// The series label that names a deploy.
+    static let versionLabel = "service.version"
+
+    /// The deploy of the profiled process, from its OTEL_CTX resource: the
+    /// `service_version` sample label `flare record` and the agent write, when
+    /// every labelled sample agrees on one value.
+    static func processVersion(_ profile: Profile) -> String? {
+        guard let key = profile.stringTable.firstIndex(of: "service_version").map(Int64.init) else { return nil }
+        var found: Int64?
+        for sample in profile.samples {
+            for label in sample.labels where label.key == key && label.str != 0 {
+                if let found, profile.string(found) != profile.string(label.str) { return nil }
+                found = label.str
+            }
+        }
+        return found.map(profile.string).flatMap { $0.isEmpty ? nil : $0 }
+    }
 
     public static func validateService(_ service: String) throws(StoreError) {
         guard !service.isEmpty else { throw .badRequest("the service name is missing: pass service=NAME (or a service.name label)") }

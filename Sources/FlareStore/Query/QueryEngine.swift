@@ -171,6 +171,41 @@ public final class QueryEngine: Sendable {
         return Diff(stacks: stacks, names: names, kept: kept, totalA: value.pick(mergedA.total), totalB: value.pick(mergedB.total))
     }
 
+    // MARK: Versions
+
+    public struct VersionSpan: Sendable, Equatable {
+        public var version: String
+        public var firstNanos: Int64
+        public var lastNanos: Int64
+        public var windows: Int64
+    }
+
+    /// The label that names a deploy.
+    public static let versionLabel = ProfileIngest.versionLabel
+
+    /// The versions of `service` (its series' `service.version` labels), each
+    /// with the first and last time it was seen, oldest first; throws 404 for
+    /// a service nothing was stored for.
+    public func versions(service: String) async throws -> [VersionSpan] {
+        let extents = try await storage.seriesExtents(service: service)
+        guard !extents.isEmpty else {
+            throw StoreError.notFound("unknown service \(JSONText.quoted(service)): no profiles were stored for it; GET /api/v1/services lists the services")
+        }
+        var byVersion: [String: VersionSpan] = [:]
+        for extent in extents {
+            guard let version = extent.series.labels[Self.versionLabel] else { continue }
+            if var span = byVersion[version] {
+                span.firstNanos = min(span.firstNanos, extent.firstNanos)
+                span.lastNanos = max(span.lastNanos, extent.lastNanos)
+                span.windows += extent.windows
+                byVersion[version] = span
+            } else {
+                byVersion[version] = VersionSpan(version: version, firstNanos: extent.firstNanos, lastNanos: extent.lastNanos, windows: extent.windows)
+            }
+        }
+        return byVersion.values.sorted { ($0.firstNanos, $0.lastNanos, $0.version) < ($1.firstNanos, $1.lastNanos, $1.version) }
+    }
+
     // MARK: Traces
 
     public struct TraceSpan: Sendable {

@@ -292,6 +292,18 @@ public final class PostgresStorage: ProfileStorage {
         return result
     }
 
+    public func seriesExtents(service: String) async throws -> [SeriesExtent] {
+        var result: [SeriesExtent] = []
+        for try await (id, name, labels, first, last, count) in try await client.query("""
+            SELECT s.id, s.service, s.labels, min(w.start_ns), max(w.end_ns), count(*)::bigint FROM series s JOIN windows w ON w.series_id = s.id
+            WHERE s.service = \(service) GROUP BY s.id, s.service, s.labels
+            """).decode((Int64, String, String, Int64, Int64, Int64).self) {
+            result.append(SeriesExtent(series: SeriesRecord(id: id, service: name, labels: LabelSet(canonicalJSON: labels)),
+                                       firstNanos: first, lastNanos: last, windows: count))
+        }
+        return result
+    }
+
     public func mergedStacks(series: [Int64], range: TimeRange) async throws -> (stacks: [Int64: StackValue], windows: Int) {
         guard !series.isEmpty else { return ([:], 0) }
         var totals: [Int64: StackValue] = [:]

@@ -13,6 +13,9 @@ public protocol ProfileStorage: Sendable {
     func services() async throws -> [ServiceSummary]
     /// Every series of a service (or of all services).
     func series(service: String?) async throws -> [SeriesRecord]
+    /// Each series of `service` that has windows, with its first window start,
+    /// last window end and window count.
+    func seriesExtents(service: String) async throws -> [SeriesExtent]
     /// The summed stacks of the windows of `series` that overlap `range`, and how many windows that was.
     func mergedStacks(series: [Int64], range: TimeRange) async throws -> (stacks: [Int64: StackValue], windows: Int)
     func windowTotals(series: [Int64], range: TimeRange) async throws -> [WindowTotal]
@@ -54,6 +57,13 @@ public struct SeriesRecord: Sendable, Equatable {
     public var id: Int64
     public var service: String
     public var labels: LabelSet
+}
+
+public struct SeriesExtent: Sendable, Equatable {
+    public var series: SeriesRecord
+    public var firstNanos: Int64
+    public var lastNanos: Int64
+    public var windows: Int64
 }
 
 public struct WindowTotal: Sendable, Equatable {

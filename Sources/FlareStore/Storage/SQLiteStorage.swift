@@ -179,6 +179,18 @@ public final class SQLiteStorage: ProfileStorage {
         }
     }
 
+    public func seriesExtents(service: String) async throws -> [SeriesExtent] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT s.id, s.service, s.labels, min(w.start_ns), max(w.end_ns), count(*) FROM series s JOIN windows w ON w.series_id = s.id
+                WHERE s.service = ? GROUP BY s.id, s.service, s.labels
+                """, arguments: [service]).map {
+                SeriesExtent(series: SeriesRecord(id: $0[0], service: $0[1], labels: LabelSet(canonicalJSON: $0[2])),
+                             firstNanos: $0[3], lastNanos: $0[4], windows: $0[5])
+            }
+        }
+    }
+
     private static func inList(_ count: Int) -> String {
         "(" + Array(repeating: "?", count: count).joined(separator: ",") + ")"
     }
