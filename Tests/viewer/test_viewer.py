@@ -248,6 +248,28 @@ class ViewerTests(unittest.TestCase):
         finally:
             driver.quit()
 
+    def test_compare_with_previous_version_opens_the_diff_of_the_two_latest(self):
+        older = [(f, c, l) for f, c, l in self.samples]
+        newer = [(f, c * (3 if f[-1][0] == "gc_collect" else 1), l) for f, c, l in self.samples]
+        now = time.time_ns()
+        # Three deploys; the button must compare the last two.
+        for version, samples, key, at in (("0.9", newer, "v09", now - 60_000_000_000), ("1.0", older, "v10", now - 30_000_000_000),
+                                          ("2.0", newer, "v20", now - 12_000_000_000)):
+            labels = urllib.parse.quote('{service.version="%s"}' % version)
+            self.store.request(f"/api/v1/profiles?service=deploysvc&window_id={key}&labels={labels}",
+                               pprof_util.write_profile(samples, time_ns=at))
+        self.open_live("service=deploysvc&range=1h")
+        click(self.driver, "!document.getElementById('compare').hidden && document.getElementById('compare')",
+              message="the compare-with-previous-version button")
+        wait_for(self.driver, "window.flare.state.diffModel", message="the diff view")
+        self.assertEqual(self.driver.execute_script("return window.flare.state.tab"), "diff")
+        self.assertIn('"1.0"', self.driver.execute_script("return document.getElementById('a-labels').value"))
+        self.assertIn('"2.0"', self.driver.execute_script("return document.getElementById('b-labels').value"))
+        self.assertEqual(support.model_tree(self.driver, "window.flare.state.diffModel"), expected_tree(newer))
+        wait_for(self.driver, "document.querySelector('#diff-table tbody tr td.fn')", message="the ranked changes")
+        first = self.driver.find_element("css selector", "#diff-table tbody tr td.fn").text
+        self.assertTrue(first.startswith("gc_collect"), first)
+
     def test_trace_jump_shows_exactly_the_span_samples(self):
         python = os.path.join(support.REPO, ".build", "venv", "bin", "python")
         if not os.access(python, os.X_OK):
