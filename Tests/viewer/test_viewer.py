@@ -259,13 +259,18 @@ class ViewerTests(unittest.TestCase):
             self.store.request(f"/api/v1/profiles?service=deploysvc&window_id={key}&labels={labels}",
                                pprof_util.write_profile(samples, time_ns=at))
         self.open_live("service=deploysvc&range=1h")
-        click(self.driver, "!document.getElementById('compare').hidden && document.getElementById('compare')",
+        support.click(self.driver, "!document.getElementById('compare').hidden && document.getElementById('compare')",
               message="the compare-with-previous-version button")
         wait_for(self.driver, "window.flare.state.diffModel", message="the diff view")
         self.assertEqual(self.driver.execute_script("return window.flare.state.tab"), "diff")
         self.assertIn('"1.0"', self.driver.execute_script("return document.getElementById('a-labels').value"))
         self.assertIn('"2.0"', self.driver.execute_script("return document.getElementById('b-labels').value"))
-        self.assertEqual(support.model_tree(self.driver, "window.flare.state.diffModel"), expected_tree(newer))
+        # Normalized (the default): widths are B's, scaled to A's total.
+        shown, expected = support.model_tree(self.driver, "window.flare.state.diffModel"), expected_tree(newer)
+        scale = sum(c for _, c, _ in older) / sum(c for _, c, _ in newer)
+        self.assertEqual(set(shown), set(expected))
+        for path, value in expected.items():
+            self.assertAlmostEqual(shown[path], value * scale, delta=0.01, msg=str(path))
         wait_for(self.driver, "document.querySelector('#diff-table tbody tr td.fn')", message="the ranked changes")
         first = self.driver.find_element("css selector", "#diff-table tbody tr td.fn").text
         self.assertTrue(first.startswith("gc_collect"), first)
