@@ -148,7 +148,7 @@ int main(int argc, char **argv) {
     int requests = 0;
     while (wall_ns() < end) {
         /* Every tenth cart is big: that request's pricing is the slow part. */
-        handle_request(requests % 10 == 9 ? 640 : 64);
+        handle_request(requests % 10 == 9 ? 2000 : 64);
         requests++;
         usleep(20000);
     }
