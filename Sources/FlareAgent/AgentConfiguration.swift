@@ -4,7 +4,7 @@ import TOMLKit
 
 /// Everything `flare agent` can be told, from its embedded defaults, a TOML
 /// file, `FLARE_…` environment variables and flags, in that order of precedence.
-public struct AgentConfiguration: Sendable, Equatable {
+public struct AgentConfiguration: Sendable {
     // [sampling]
     public var frequency: UInt64 = 99
     public var callGraph: RecordOptions.CallGraph = .dwarf
@@ -34,9 +34,6 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     public init() {}
 
-    /// Where this configuration came from, for messages.
-    public var configFile: String?
-
     public static var defaultSpoolDirectory: String {
         if getuid() == 0 { return "/var/lib/flare/spool" }
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "/tmp"
@@ -47,10 +44,6 @@ public struct AgentConfiguration: Sendable, Equatable {
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count - 1)
         return String(cString: buffer)
-    }
-
-    public static func == (a: AgentConfiguration, b: AgentConfiguration) -> Bool {
-        a.describe() == b.describe()
     }
 
     /// The effective settings as `key = value` lines (`flare agent --print-config`).
@@ -94,7 +87,6 @@ extension AgentConfiguration {
     /// - Throws: `ConfigurationError` naming the file or key at fault.
     public static func load(file: String?, environment: [String: String], flags: [Setting]) throws(ConfigurationError) -> AgentConfiguration {
         var configuration = AgentConfiguration()
-        configuration.configFile = file
         var settings: [Setting] = []
         if let file { settings += try fileSettings(file) }
         settings += try environmentSettings(environment)

@@ -9,8 +9,6 @@ public final class AgentMetrics: Sendable {
         public var uploadedWindows = 0
         public var uploadedBytes = 0
         public var uploadErrors = 0
-        public var spoolFilesSetAside = 0
-        public var droppedWindows = 0
         public var spoolWriteErrors = 0
         public var configReloads = 0
         public var configReloadErrors = 0
@@ -52,8 +50,8 @@ public final class AgentMetrics: Sendable {
         metric("flare_agent_uploaded_bytes_total", "counter", "Compressed profile bytes acknowledged.", c.uploadedBytes)
         metric("flare_agent_upload_errors_total", "counter", "Failed upload attempts.", c.uploadErrors)
         metric("flare_agent_spool_bytes", "gauge", "Bytes waiting in the spool.", spool.bytes)
-        metric("flare_agent_spool_dropped_windows_total", "counter", "Oldest windows dropped because the spool was full.", c.droppedWindows)
-        metric("flare_agent_spool_set_aside_total", "counter", "Corrupt, truncated or rejected spool files set aside.", c.spoolFilesSetAside)
+        metric("flare_agent_spool_dropped_windows_total", "counter", "Oldest windows dropped because the spool was full.", spool.droppedWindows)
+        metric("flare_agent_spool_set_aside_total", "counter", "Corrupt, truncated or rejected spool files set aside.", spool.setAsideFiles)
         metric("flare_agent_spool_write_errors_total", "counter", "Windows that could not be written to the spool.", c.spoolWriteErrors)
         metric("flare_agent_config_reloads_total", "counter", "Configuration reloads on SIGHUP.", c.configReloads)
         metric("flare_agent_config_reload_errors_total", "counter", "SIGHUP reloads rejected (the old configuration stays).", c.configReloadErrors)

@@ -13,6 +13,8 @@ import ServiceLifecycle
 public final class WindowSampler: Service, @unchecked Sendable {
     // The profiler is touched only by the sampling thread once it runs.
     private var profiler: ContinuousProfiler
+    /// Counts of the perf sessions a reload replaced.
+    private var retired = ContinuousStatistics()
     private let spool: WindowSpool
     private let uploader: WindowUploader
     private let metrics: AgentMetrics
@@ -83,15 +85,18 @@ public final class WindowSampler: Service, @unchecked Sendable {
             if let next = shared.withLockedValue({ s -> AgentConfiguration? in defer { s.pendingConfiguration = nil }; return s.pendingConfiguration }) {
                 let now = Linux.wallClockNanos()
                 if next.samplingKey != configuration.samplingKey {
-                    // A new perf session: close the window under the old settings first.
+                    // A new perf session: close the window under the old settings first,
+                    // and carry the old session's counts over so the counters never go back.
+                    profiler.stop()
                     ship(profiler.cutWindow(start: windowStart, end: now, hostName: configuration.hostName), configuration: configuration, start: windowStart, end: now)
                     windowStart = now
-                    profiler.stop()
+                    let retiredBefore = retired
+                    retired = retired.accumulating(profiler.statistics)
                     do {
                         profiler = try ContinuousProfiler(options: next.continuousOptions)
                     } catch {
                         logger.error("cannot apply the new sampling settings; keeping the old ones", metadata: ["error": "\(error)"])
-                        if let old = try? ContinuousProfiler(options: configuration.continuousOptions) { profiler = old }
+                        if let old = try? ContinuousProfiler(options: configuration.continuousOptions) { profiler = old } else { retired = retiredBefore }
                         metrics.add(\.configReloadErrors, 1)
                         continue
                     }
@@ -131,7 +136,7 @@ public final class WindowSampler: Service, @unchecked Sendable {
             profiler.dropCaches()
             logger.notice("over agent.memory_limit: caches dropped", metadata: ["resident_bytes": "\(resident)", "memory_limit": "\(configuration.memoryLimit)"])
         }
-        metrics.updateSampler(profiler.statistics)
+        metrics.updateSampler(retired.accumulating(profiler.statistics))
         for window in windows where window.samples > 0 {
             var labels = configuration.labels
             for (key, value) in window.resource { labels[key] = value }
@@ -142,7 +147,6 @@ public final class WindowSampler: Service, @unchecked Sendable {
                 metrics.add(\.windows, 1)
                 logger.debug("window spooled", metadata: ["window_id": "\(metadata.windowID)", "service": "\(metadata.service)", "samples": "\(metadata.samples)"])
                 if dropped > 0 {
-                    metrics.add(\.droppedWindows, dropped)
                     logger.warning("spool full: dropped the oldest windows", metadata: ["dropped": "\(dropped)", "spool_max_bytes": "\(spool.maxBytes)"])
                 }
             } catch {

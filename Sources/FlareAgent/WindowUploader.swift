@@ -132,10 +132,7 @@ public final class WindowUploader: Service, Sendable {
     private func uploadPending(to destination: UploadDestination, session: URLSession, deadline: Date?) async -> PassResult {
         while true {
             if let deadline, Date() >= deadline { return .failing }
-            guard let window = spool.oldest(for: destination.name, warn: { message in
-                self.logger.warning("\(message)")
-                self.metrics.add(\.spoolFilesSetAside, 1)
-            }) else { return .drained }
+            guard let window = spool.oldest(for: destination.name, warn: { logger.warning("\($0)") }) else { return .drained }
             guard var request = destination.request(for: window, timeout: timeout) else {
                 spool.setAside(window.path, reason: "cannot build an upload URL from \(destination.baseURL)", warn: { logger.warning("\($0)") })
                 continue
@@ -155,7 +152,6 @@ public final class WindowUploader: Service, Sendable {
                     metrics.add(\.uploadErrors, 1)
                     let reason = "rejected with HTTP \(status): " + String(decoding: body.prefix(300), as: UTF8.self)
                     spool.setAside(window.path, reason: reason, warn: { logger.error("\($0)") })
-                    metrics.add(\.spoolFilesSetAside, 1)
                 default:
                     metrics.add(\.uploadErrors, 1)
                     let hint = status == 401 || status == 403 ? " (check shipping.token_file)" : ""

@@ -67,6 +67,22 @@ public struct ContinuousStatistics: Sendable {
     public init() {}
 }
 
+extension ContinuousStatistics {
+    /// These counts added to `current`'s (a reload replaces the profiler);
+    /// the gauges are `current`'s.
+    public func accumulating(_ current: ContinuousStatistics) -> ContinuousStatistics {
+        var sum = current
+        sum.samples += samples
+        sum.excludedSamples += excludedSamples
+        sum.lostRecords += lostRecords
+        sum.unwindFailures += unwindFailures
+        sum.unlabelledSamples += unlabelledSamples
+        sum.labelledSamples += labelledSamples
+        sum.cacheEvictions += cacheEvictions
+        return sum
+    }
+}
+
 /// Whole-machine sampling cut into windows: the agent's side of the recording
 /// pipeline. Not thread-safe: one thread drains and cuts.
 public final class ContinuousProfiler {
@@ -74,6 +90,8 @@ public final class ContinuousProfiler {
     private var symbolizer: Symbolizer
     private var unwindTables: UnwindTableCache
     private var pipeline: SamplePipeline<AnyUnwinder>
+    /// The pipeline's process table, reachable while the pipeline is mutating.
+    private let processTable: ProcessTable
     private var options: ContinuousOptions
     private var identities: [Int32: ProcessIdentity] = [:]
     private var decisions: [Int32: Bool] = [:]
@@ -88,24 +106,15 @@ public final class ContinuousProfiler {
             frequency: options.frequency, userStackBytes: options.callGraph == .dwarf ? options.stackBytes : 0))
         symbolizer = Symbolizer(expandInlines: options.inlineFrames)
         unwindTables = UnwindTableCache()
-        pipeline = Self.makePipeline(options: options, symbolizer: symbolizer, unwindTables: unwindTables)
-        periodNanos = Int64(1_000_000_000 / max(options.frequency, 1))
-        installFilter()
-    }
-
-    private static func makePipeline(options: ContinuousOptions, symbolizer: Symbolizer, unwindTables: UnwindTableCache) -> SamplePipeline<AnyUnwinder> {
-        let unwinder: AnyUnwinder = options.callGraph == .dwarf ? .dwarf(DwarfUnwinder(cache: unwindTables)) : .framePointer(FramePointerUnwinder())
-        var pipeline = SamplePipeline(unwinder: unwinder, symbolizer: symbolizer)
+        pipeline = SamplePipeline(unwinder: Self.unwinder(options, unwindTables), symbolizer: symbolizer)
         if options.spanLabels { pipeline.spans = SpanLabeler() }
-        return pipeline
+        processTable = pipeline.processes
+        periodNanos = Int64(1_000_000_000 / max(options.frequency, 1))
+        pipeline.includes = { [unowned self] pid in self.includes(pid) }
     }
 
-    private var processTable: ProcessTable { tableBox }
-    private var tableBox: ProcessTable!
-
-    private func installFilter() {
-        tableBox = pipeline.processes
-        pipeline.includes = { [unowned self] pid in self.includes(pid) }
+    private static func unwinder(_ options: ContinuousOptions, _ unwindTables: UnwindTableCache) -> AnyUnwinder {
+        options.callGraph == .dwarf ? .dwarf(DwarfUnwinder(cache: unwindTables)) : .framePointer(FramePointerUnwinder())
     }
 
     /// Replaces the process filter (a configuration reload); every process is decided again.
@@ -260,20 +269,17 @@ public final class ContinuousProfiler {
     /// Over budget, start the caches afresh: every file in use is parsed again
     /// on its next sample, which costs milliseconds once per window at worst,
     /// and memory stays bounded however many distinct binaries run.
-    /// Drops the symbol and unwind caches now (the agent is over its memory limit).
-    public func dropCaches() {
-        trimCaches(force: true)
-    }
-
     private func trimCaches(force: Bool = false) {
         guard force || cacheBytes > options.cacheBytes else { return }
         totals.cacheEvictions += 1
         symbolizer = Symbolizer(expandInlines: options.inlineFrames)
         unwindTables = UnwindTableCache()
-        let spans = pipeline.spans
-        pipeline = Self.makePipeline(options: options, symbolizer: symbolizer, unwindTables: unwindTables)
-        pipeline.spans = spans
-        installFilter()
+        pipeline.replaceCaches(unwinder: Self.unwinder(options, unwindTables), symbolizer: symbolizer)
+    }
+
+    /// Drops the symbol and unwind caches now (the agent is over its memory limit).
+    public func dropCaches() {
+        trimCaches(force: true)
     }
 
     static func readLink(_ path: String) -> String? {
