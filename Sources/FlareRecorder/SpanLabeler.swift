@@ -39,10 +39,11 @@ struct SpanLabeler {
     }
 
     /// Keeps the reader's caches honest: an exec replaces the mappings, an
-    /// exited thread's tid may be reused.
+    /// exited thread's tid may be reused, a new thread may be reusing one.
     func observe(_ record: PerfRecord) {
         switch record {
         case .comm(let comm) where comm.isExec: reader.forgetProcess(comm.pid)
+        case .fork(let task) where task.pid == task.parentPid: reader.threadStarted(pid: task.pid, tid: task.tid, time: task.time)
         case .exit(let task) where task.pid == task.tid: reader.forgetProcess(task.pid)
         case .exit(let task): reader.threadExited(pid: task.pid, tid: task.tid)
         default: break

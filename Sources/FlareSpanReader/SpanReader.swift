@@ -17,6 +17,9 @@ public final class SpanReader {
     /// Also answer with the naive "newest entry" reader, for benchmarks.
     public var comparesWithNewest = false
     private var processes: [Int32: ProcessState] = [:]
+    /// When each thread seen being created was created (host tid → CLOCK_MONOTONIC
+    /// ns): a slot its tid claimed earlier belongs to a dead thread that reused it.
+    private var threadBirths: [Int32: UInt64] = [:]
     /// Kept after a process exits: the profile is assembled later.
     private var contexts: [Int32: ProcessContext] = [:]
     private var slotBuffer: [UInt8] = []
@@ -76,6 +79,19 @@ public final class SpanReader {
 
     /// A thread exited: its tid may be reused, so forget its cached translation and slot.
     public func threadExited(pid: Int32, tid: Int32) {
+        threadBirths[tid] = nil
+        forgetThread(pid: pid, tid: tid)
+    }
+
+    /// A thread was created at `time` (the perf FORK record, taken before the
+    /// thread first runs): slots its tid claimed before then were a dead
+    /// thread's, whose tid this one reuses, and never describe it.
+    public func threadStarted(pid: Int32, tid: Int32, time: UInt64) {
+        threadBirths[tid] = time
+        forgetThread(pid: pid, tid: tid)
+    }
+
+    private func forgetThread(pid: Int32, tid: Int32) {
         guard let process = processes[pid] else { return }
         if let nstid = process.namespacedTIDs.removeValue(forKey: tid) {
             process.slotOfThread[nstid] = nil
@@ -101,7 +117,7 @@ public final class SpanReader {
         var location = process.slotOfThread[nstid]
         if location == nil {
             if let until = process.noSlotUntil[nstid], sampleTime <= until { return (noSlot(process, pid: pid, tid: tid), nil) }
-            switch scanSlots(process, pid: pid, nstid: nstid) {
+            switch scanSlots(process, pid: pid, nstid: nstid, bornAt: threadBirths[tid] ?? 0) {
             case .failure(let reason): return (.unknown(reason), nil)
             case .success(let found?): location = found
             case .success(nil):
@@ -167,8 +183,9 @@ public final class SpanReader {
     private func readTime() -> UInt64 { now() }
 
     /// Finds the slot owned by `nstid`: the 32-byte header of every slot in one
-    /// vectored read per mapping; the latest claim wins if several match.
-    private func scanSlots(_ process: ProcessState, pid: Int32, nstid: UInt32) -> Result<SlotLocation?, UnknownReason> {
+    /// vectored read per mapping; the latest claim wins if several match, and
+    /// a claim older than the thread itself (`bornAt`) is a dead thread's.
+    private func scanSlots(_ process: ProcessState, pid: Int32, nstid: UInt32, bornAt: UInt64) -> Result<SlotLocation?, UnknownReason> {
         var best: (SlotLocation, UInt64)?
         for (m, mapping) in process.mappings.enumerated() {
             let count = mapping.header.slotCount
@@ -183,7 +200,7 @@ public final class SpanReader {
             headers.withUnsafeBytes { all in
                 for i in 0..<count {
                     guard let header = SlotHeader(UnsafeRawBufferPointer(rebasing: all[(i * length)..<((i + 1) * length)])),
-                          header.ownerTID == nstid
+                          header.ownerTID == nstid, header.claimTimeNanos >= bornAt
                     else { continue }
                     if best == nil || header.claimTimeNanos > best!.1 {
                         best = (SlotLocation(mapping: m, slot: i), header.claimTimeNanos)

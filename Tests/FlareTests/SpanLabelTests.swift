@@ -101,6 +101,34 @@ struct SpanLabelTests {
         #expect(services == ["ground-truth-swift"])
     }
 
+    /// Thread churn with tid reuse: 200 threads die holding a span and their
+    /// slot, and each one's tid goes to a newcomer at once. A newcomer is never
+    /// credited with the dead thread's span, whether it publishes nothing or a
+    /// span of its own. (Slots freed by thread exit: Tests/context, churn.)
+    @Test func reusedTidIsNeverCreditedWithADeadThreadsSpan() throws {
+        let binary = try TestSupport.compileC("tid_reuse.c", flags: ["-O0", "-fno-omit-frame-pointer", "-I", TestSupport.packageRoot.appendingPathComponent("clients/c").path])
+        let (profile, output) = try Self.record([binary, "200", "15"], name: "tid-reuse")
+        let reused = output.stdout.split(separator: "\n").first { $0.hasPrefix("reused ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+        #expect(reused >= 180, "the workload could not hand dead threads' tids to newcomers: \(output.stdout)")
+
+        var spansByFunction: [String: [String: Int64]] = [:]  // function → span id prefix ("none", "dead", "beef") → samples
+        for sample in profile.samples {
+            guard let function = profile.frames(of: sample).map(\.function).first(where: { $0.hasSuffix("_work") }) else { continue }
+            let span = sample.labels.first { profile.string($0.key) == "span_id" }.map { String(profile.string($0.str).prefix(4)) } ?? "none"
+            spansByFunction[function, default: [:]][span, default: 0] += sample.values[0]
+        }
+        print("tid reuse, samples by function and span id prefix: \(spansByFunction)")
+        let dead = spansByFunction["dead_thread_work"] ?? [:], quiet = spansByFunction["reused_quiet_work"] ?? [:]
+        let newcomer = spansByFunction["reused_span_work"] ?? [:]
+        // The dead threads' spans were there to be misread: most of their own samples carry them.
+        #expect(dead["dead", default: 0] * 10 >= dead.values.reduce(0, +) * 8, "\(dead)")
+        #expect(quiet.values.reduce(0, +) > 200 && newcomer.values.reduce(0, +) > 200, "\(spansByFunction)")
+        #expect(quiet.keys.allSatisfy { $0 == "none" }, "a quiet newcomer carried a span: \(quiet)")
+        #expect(newcomer.keys.allSatisfy { $0 != "dead" }, "a newcomer carried the dead thread's span: \(newcomer)")
+        // A newcomer's own span is found until it exits and frees its slot; samples read later go unlabelled.
+        #expect(newcomer["beef", default: 0] * 2 >= newcomer.values.reduce(0, +), "\(newcomer)")
+    }
+
     /// Garbage, a wrong version or a layout larger than the mapping: skipped with a warning, no crash.
     @Test(arguments: ["random", "version", "size"])
     func invalidMappingsAreSkippedWithAWarning(mode: String) throws {
