@@ -8,6 +8,7 @@ export class FlameModel {
     this.doc = doc;
     this.names = doc.names || ['total'];
     this.files = doc.files || [];
+    this.lines = doc.lines || [];
     this.unit = doc.unit || 'samples';
     const nodes = doc.nodes;
     const n = nodes.name.length;
@@ -87,7 +88,13 @@ export class FlameModel {
   }
 
   nameOf(node) { return this.names[this.name[node]] ?? '?'; }
-  fileOf(node) { return this.files[this.name[node]] ?? ''; }
+  fileOf(node) { return this.sourceOf(this.name[node]); }
+
+  // "file:line" of a name index (the line where the function starts), or just the file.
+  sourceOf(nameIndex) {
+    const file = this.files[nameIndex] ?? '', line = this.lines[nameIndex] ?? 0;
+    return file && line > 0 ? file + ':' + line : file;
+  }
 
   ancestors(node) {
     const path = [];
@@ -203,9 +210,9 @@ export class FlameModel {
 
   // A diff document's ranked changes, or computed from the tree for a document without them.
   changes() {
-    if (Array.isArray(this.doc.functions)) return this.doc.functions.map((f) => ({ ...f }));
+    if (Array.isArray(this.doc.functions)) return this.doc.functions.map((f) => ({ ...f, file: f.file && f.line > 0 ? f.file + ':' + f.line : f.file }));
     return this.topFunctions().map((r) => ({
-      name: this.names[r.name], file: this.files[r.name] || '',
+      name: this.names[r.name], file: this.sourceOf(r.name),
       self_a: r.selfA, self_b: r.self, self_delta: r.self - r.selfA,
       total_a: r.totalA, total_b: r.total, total_delta: r.total - r.totalA,
     })).sort((a, b) => Math.abs(b.self_delta) - Math.abs(a.self_delta));
@@ -243,7 +250,7 @@ class TreeBuilder {
   model() {
     const m = this.source;
     return new FlameModel({
-      unit: m.unit, names: m.names, files: m.files,
+      unit: m.unit, names: m.names, files: m.files, lines: m.lines,
       nodes: { name: this.names, parent: this.parents, total: this.totals, self: this.selfs },
     });
   }

@@ -35,7 +35,7 @@ export class FunctionTable {
   ensureRows() {
     const model = this.model;
     if (this.rows) return;
-    this.rows = model.isDiff ? model.changes().map((c) => ({ ...c, label: c.name })) : model.topFunctions().map((r) => ({ ...r, label: model.names[r.name], file: model.files[r.name] || '' }));
+    this.rows = model.isDiff ? model.changes().map((c) => ({ ...c, label: c.name })) : model.topFunctions().map((r) => ({ ...r, label: model.names[r.name], file: model.sourceOf(r.name) }));
   }
 
   columns() {

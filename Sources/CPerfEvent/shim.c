@@ -102,3 +102,13 @@ pid_t cperf_spawn_paused(const char *path, char *const argv[], int *release_fd, 
     *exec_error_fd = failure[0];
     return pid;
 }
+
+uint64_t cperf_timestamp_counter(void) {
+#if defined(__x86_64__)
+    uint32_t lo, hi;
+    __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+#else
+    return 0;
+#endif
+}

@@ -10,6 +10,9 @@ public enum SlotsLayout {
     public static let entrySize = 128
     public static let rootNameMax = 72
     public static let clockMonotonic: UInt32 = 1
+    /// Times are x86-64 time-stamp counter ticks (written where the kernel's
+    /// clocksource is the TSC); readers map them to CLOCK_MONOTONIC.
+    public static let clockTimestampCounter: UInt32 = 256
     public static let maxRingLength: UInt32 = 4096
     public static let maxSlotCount: UInt32 = 65536
     public static let attachedFlag: UInt8 = 0x01
@@ -33,7 +36,7 @@ public enum SlotsHeaderError: Error, Equatable, Sendable, CustomStringConvertibl
         case .badMagic: "bad magic"
         case .unsupportedVersion(let v): "unsupported version \(v)"
         case .badSizes(let h, let e): "header_size \(h) / entry_size \(e) are not v1's 64 / 128"
-        case .badClock(let c): "clock_id \(c) is not CLOCK_MONOTONIC"
+        case .badClock(let c): "clock_id \(c) is neither CLOCK_MONOTONIC (1) nor the TSC (256)"
         case .badRingLength(let r): "ring_length \(r) is not a power of two in 1...4096"
         case .badSlotSize(let s): "slot_size \(s) does not match ring_length"
         case .badSlotCount(let c): "slot_count \(c) out of range"
@@ -44,6 +47,10 @@ public enum SlotsHeaderError: Error, Equatable, Sendable, CustomStringConvertibl
 
 /// A validated FLARE_SLOTS header: the geometry every later read is bounded by.
 public struct SlotsHeader: Equatable, Sendable {
+    /// The clock of claim and entry times.
+    public enum Clock: Equatable, Sendable { case monotonic, timestampCounter }
+
+    public var clock: Clock = .monotonic
     public var slotSize: Int
     public var ringLength: Int
     public var slotCount: Int
@@ -70,7 +77,11 @@ public struct SlotsHeader: Equatable, Sendable {
         guard headerSize == SlotsLayout.headerSize, entrySize == SlotsLayout.entrySize else {
             throw .badSizes(headerSize: headerSize, entrySize: entrySize)
         }
-        guard clock == SlotsLayout.clockMonotonic else { throw .badClock(clock) }
+        switch clock {
+        case SlotsLayout.clockMonotonic: self.clock = .monotonic
+        case SlotsLayout.clockTimestampCounter: self.clock = .timestampCounter
+        default: throw .badClock(clock)
+        }
         guard ring >= 1, ring <= SlotsLayout.maxRingLength, ring & (ring - 1) == 0 else { throw .badRingLength(ring) }
         guard UInt64(slotSize) == UInt64(SlotsLayout.slotHeaderSize) + UInt64(ring) * UInt64(SlotsLayout.entrySize) else {
             throw .badSlotSize(slotSize)
@@ -83,7 +94,8 @@ public struct SlotsHeader: Equatable, Sendable {
         guard totalSize <= mappingSize else { throw .largerThanMapping(needed: totalSize, mapping: mappingSize) }
     }
 
-    public init(slotSize: Int, ringLength: Int, slotCount: Int, overflowCount: UInt64) {
+    public init(slotSize: Int, ringLength: Int, slotCount: Int, overflowCount: UInt64, clock: Clock = .monotonic) {
+        self.clock = clock
         self.slotSize = slotSize
         self.ringLength = ringLength
         self.slotCount = slotCount

@@ -31,7 +31,7 @@ extension DiffReport {
         }
         members.append(("functions", .array(rows.map { r in
             .object([
-                ("name", .string(r.function.name)), ("file", .string(r.function.file)),
+                ("name", .string(r.function.name)), ("file", .string(r.function.file)), ("line", .int(r.function.line)),
                 ("self_base", Self.number(r.values.selfBase)), ("self_target", Self.number(r.values.selfTarget)), ("self_delta", Self.number(r.selfDelta)),
                 ("total_base", Self.number(r.values.totalBase)), ("total_target", Self.number(r.values.totalTarget)), ("total_delta", Self.number(r.totalDelta)),
                 ("self_share_base", Self.number(r.selfShareBase)), ("self_share_target", Self.number(r.selfShareTarget)), ("self_points", Self.number(r.selfPoints)),

@@ -17,7 +17,8 @@ public enum FlameGraphJSON {
         ]
     }
 
-    /// Appends `,"names":[…],"files":[…],"nodes":{…}` for the `kept` nodes.
+    /// Appends `,"names":[…],"files":[…],"lines":[…],"nodes":{…}` for the
+    /// `kept` nodes; `lines` are the functions' first lines (0: unknown).
     public static func writeTree(_ tree: FlameTree, kept: [Int32], names: [Int64: FunctionName], columns: [Column], into out: inout String) {
         var nameIndex: [Int64: Int] = [:]
         var nameList: [FunctionName] = [FunctionName(name: "total", file: "")]
@@ -44,6 +45,7 @@ public enum FlameGraphJSON {
         for (i, name) in nameList.enumerated() { if i > 0 { out += "," }; JSONText.appendQuoted(name.name, to: &out) }
         out += "],\"files\":["
         for (i, name) in nameList.enumerated() { if i > 0 { out += "," }; JSONText.appendQuoted(name.file, to: &out) }
+        out += "],\"lines\":[" + nameList.map { String(max(0, $0.line)) }.joined(separator: ",")
         out += "],\"nodes\":{\"name\":[" + nodeNames.map(String.init).joined(separator: ",") + "]"
         out += ",\"parent\":[" + parents.map(String.init).joined(separator: ",") + "]"
         for column in columns {

@@ -23,7 +23,7 @@ public struct ProfileStacks: Sendable {
         var stackIndex: [[Int64]: Int] = [:]
         profile.forEachSampleFrames { sample, frames in
             let ids = frames.map { frame -> Int64 in
-                let name = FunctionName(name: frame.function, file: frame.file)
+                let name = FunctionName(name: frame.function, file: frame.file, line: frame.startLine)
                 if let id = functionIDs[name] { return id }
                 let id = Int64(functions.count)
                 functions.append(name)

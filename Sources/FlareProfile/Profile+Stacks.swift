@@ -4,6 +4,8 @@ extension Profile {
         public var function: String
         public var file: String
         public var line: Int64
+        /// The function's first line (pprof `start_line`); 0 if unknown.
+        public var startLine: Int64 = 0
     }
 
     /// The frames of a sample, leaf first, each inlined call its own frame.
@@ -23,7 +25,8 @@ extension Profile {
             }
             for line in location.lines {
                 let function = functions[line.functionID]
-                result.append(Frame(function: string(function?.name ?? 0), file: string(function?.filename ?? 0), line: line.line))
+                result.append(Frame(function: string(function?.name ?? 0), file: string(function?.filename ?? 0), line: line.line,
+                                    startLine: function?.startLine ?? 0))
             }
         }
         return result

@@ -56,7 +56,7 @@ struct ProfileAssembler {
             frames = [SourceFrame(function: UnwoundStack.Truncation.all[Int(frame.address)].rawValue, file: "", line: 0)]
             address = 0
         }
-        let lines = frames.map { Profile.Line(functionID: builder.function(name: $0.function, file: $0.file), line: $0.line) }
+        let lines = frames.map { Profile.Line(functionID: builder.function(name: $0.function, file: $0.file, startLine: $0.startLine), line: $0.line) }
         var flags = mappingFlags[mappingID, default: MappingFlags()]
         flags.named = flags.named || frames.first.map { $0.function != unnamed.function } ?? false
         flags.files = flags.files || frames.contains { !$0.file.isEmpty }

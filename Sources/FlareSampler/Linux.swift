@@ -1,4 +1,5 @@
 import Glibc
+import CPerfEvent
 
 /// Small Linux facts read from /proc and /sys.
 public enum Linux {
@@ -70,6 +71,11 @@ public enum Linux {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// The x86-64 time-stamp counter in ticks; 0 elsewhere.
+    public static func timestampCounter() -> UInt64 {
+        cperf_timestamp_counter()
     }
 
     public static func wallClockNanos() -> Int64 {

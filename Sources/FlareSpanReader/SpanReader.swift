@@ -28,6 +28,8 @@ public final class SpanReader {
     /// Keeps each sampled thread's slot history between drains.
     private let poller = SlotPoller()
     private var pollerStarted = false
+    /// For mappings whose writers stamp times with the TSC.
+    private var timestampCounter = TimestampCounterClock()
 
     /// First and longest wait before /proc/PID/maps is scanned again for a
     /// process that published no mapping yet.
@@ -145,6 +147,7 @@ public final class SpanReader {
         }
         if readAt > sampleTime { statistics.delay.record(readAt - sampleTime) } else { statistics.delay.record(0) }
         let ring = mapping.header.ringLength
+        let writerSampleTime = writerTime(sampleTime, clock: mapping.header.clock)
         let key = SlotPoller.Key(pid: pid, address: address)
         if !pollerStarted {
             poller.start()
@@ -154,13 +157,13 @@ public final class SpanReader {
             rereadBuffer.withUnsafeBytes { again in
                 let slot = UnsafeRawBufferPointer(rebasing: copy[0..<size])
                 let answer = poller.mergeAndLookup(key, copy: slot, reread: again, tid: nstid, ringLength: ring,
-                                                   sampleTime: sampleTime, now: readAt)
+                                                   sampleTime: writerSampleTime, now: readAt)
                 if case .unknown(.slotChanged) = answer, SlotHeader(again)?.ownerTID != nstid {
                     // The thread released the slot, or another claimed it: look again next time.
                     process.slotOfThread[nstid] = nil
                 }
                 let newest = comparesWithNewest
-                    ? SlotResolver.resolve(copy: slot, reread: again, tid: nstid, ringLength: ring, sampleTime: sampleTime, selection: .newest)
+                    ? SlotResolver.resolve(copy: slot, reread: again, tid: nstid, ringLength: ring, sampleTime: writerSampleTime, selection: .newest)
                     : nil
                 return (answer, newest)
             }
@@ -182,12 +185,21 @@ public final class SpanReader {
 
     private func readTime() -> UInt64 { now() }
 
+    /// A CLOCK_MONOTONIC time in the clock a mapping's writers use.
+    private func writerTime(_ monotonic: UInt64, clock: SlotsHeader.Clock) -> UInt64 {
+        switch clock {
+        case .monotonic: monotonic
+        case .timestampCounter: monotonic == 0 ? 0 : timestampCounter.ticks(atMonotonic: monotonic)
+        }
+    }
+
     /// Finds the slot owned by `nstid`: the 32-byte header of every slot in one
     /// vectored read per mapping; the latest claim wins if several match, and
     /// a claim older than the thread itself (`bornAt`) is a dead thread's.
     private func scanSlots(_ process: ProcessState, pid: Int32, nstid: UInt32, bornAt: UInt64) -> Result<SlotLocation?, UnknownReason> {
         var best: (SlotLocation, UInt64)?
         for (m, mapping) in process.mappings.enumerated() {
+            let born = writerTime(bornAt, clock: mapping.header.clock)
             let count = mapping.header.slotCount
             let length = SlotsLayout.slotHeaderPrefix
             let addresses = (0..<count).map { mapping.start &+ mapping.header.slotOffset($0) }
@@ -200,7 +212,7 @@ public final class SpanReader {
             headers.withUnsafeBytes { all in
                 for i in 0..<count {
                     guard let header = SlotHeader(UnsafeRawBufferPointer(rebasing: all[(i * length)..<((i + 1) * length)])),
-                          header.ownerTID == nstid, header.claimTimeNanos >= bornAt
+                          header.ownerTID == nstid, header.claimTimeNanos >= born
                     else { continue }
                     if best == nil || header.claimTimeNanos > best!.1 {
                         best = (SlotLocation(mapping: m, slot: i), header.claimTimeNanos)

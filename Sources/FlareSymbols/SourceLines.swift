@@ -6,9 +6,11 @@ public struct SourceFrame: Sendable, Equatable {
     public var function: String
     public var file: String
     public var line: Int64
+    /// The line where the function is declared (DW_AT_decl_line); 0 if unknown.
+    public var startLine: Int64
 
-    public init(function: String, file: String, line: Int64) {
-        self.function = function; self.file = file; self.line = line
+    public init(function: String, file: String, line: Int64, startLine: Int64 = 0) {
+        self.function = function; self.file = file; self.line = line; self.startLine = startLine
     }
 }
 
@@ -73,7 +75,9 @@ final class SourceLines {
             for index in start..<Int(count) {
                 let tag = dwarf_tag(&current[index])
                 guard tag == Self.tagSubprogram || tag == Self.tagInlinedSubroutine else { continue }
-                frames.append(SourceFrame(function: name(of: &current[index]), file: file, line: line))
+                var declared: Int32 = 0
+                let startLine = dwarf_decl_line(&current[index], &declared) == 0 ? Int64(declared) : 0
+                frames.append(SourceFrame(function: name(of: &current[index]), file: file, line: line, startLine: startLine))
                 if tag == Self.tagSubprogram { break }
                 // The next (outer) frame is at this inlined call's call site.
                 (file, line) = callSite(of: &current[index], files: files, fileCount: fileCount)

@@ -61,7 +61,8 @@ struct StoreDiff {
         }
         let functions = ((raw["functions"] as? [[String: Any]]) ?? []).map { f in
             func value(_ key: String) -> Double { (f[key] as? NSNumber)?.doubleValue ?? 0 }
-            return DiffReport.FunctionValues(function: FunctionName(name: f["name"] as? String ?? "?", file: f["file"] as? String ?? ""),
+            return DiffReport.FunctionValues(function: FunctionName(name: f["name"] as? String ?? "?", file: f["file"] as? String ?? "",
+                                                                             line: (f["line"] as? NSNumber)?.int64Value ?? 0),
                                              selfBase: value("self_a"), selfTarget: value("self_b"), totalBase: value("total_a"), totalTarget: value("total_b"))
         }
         let report = DiffReport(functions: functions,

@@ -133,6 +133,13 @@ struct DwarfSymbolizationTests {
         #expect(frames[0].function == "mix" && frames[0].line == Int64(hotLine))
         #expect(frames[1].function == "churn" && frames[1].line == Int64(callLine))
         #expect(frames[2].function == "main")
+        // Each function's first line (pprof start_line, from DW_AT_decl_line), the inlined one's too.
+        func declared(_ prefix: String) -> Int64 {
+            Int64((source.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains(prefix) } ?? -1) + 1)
+        }
+        #expect(frames[0].startLine == declared("static inline __attribute__((always_inline)) unsigned long mix("))
+        #expect(frames[1].startLine == declared("__attribute__((noinline)) unsigned long churn("))
+        #expect(frames[2].startLine == declared("int main("))
         let mapping = try #require(profile.mappings.first { profile.string($0.filename) == binary })
         #expect(mapping.hasFunctions && mapping.hasFilenames && mapping.hasLineNumbers && mapping.hasInlineFrames)
     }

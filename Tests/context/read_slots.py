@@ -35,6 +35,7 @@ SLOT_HEADER_SIZE = 64
 ENTRY_SIZE = 128
 ROOT_NAME_MAX = 72
 CLOCK_MONOTONIC_ID = 1
+CLOCK_TSC_ID = 256  # x86-64 time-stamp counter ticks; lookups then take --at in ticks
 MAX_RING_LENGTH = 4096
 MAX_SLOT_COUNT = 65536
 ATTACHED = 0x01
@@ -225,8 +226,8 @@ def parse_slots_header(raw: bytes, mapping_size: int) -> SlotsHeader:
         raise InvalidMapping(f"unsupported version {version}")
     if header_size != SLOTS_HEADER_SIZE or entry_size != ENTRY_SIZE:
         raise InvalidMapping(f"header_size {header_size} / entry_size {entry_size} are not v1's 64 / 128")
-    if clock_id != CLOCK_MONOTONIC_ID:
-        raise InvalidMapping(f"clock_id {clock_id} is not CLOCK_MONOTONIC")
+    if clock_id not in (CLOCK_MONOTONIC_ID, CLOCK_TSC_ID):
+        raise InvalidMapping(f"clock_id {clock_id} is neither CLOCK_MONOTONIC (1) nor the TSC (256)")
     if ring == 0 or ring > MAX_RING_LENGTH or ring & (ring - 1):
         raise InvalidMapping(f"ring_length {ring} is not a power of two in 1..{MAX_RING_LENGTH}")
     if slot_size != SLOT_HEADER_SIZE + ring * ENTRY_SIZE:

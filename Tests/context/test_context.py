@@ -187,6 +187,9 @@ class Scenarios:
             argv = [sys.executable, os.path.join(HERE, "py_writer.py"), scenario, *map(str, args)]
         else:
             argv = [binary(self.impl), scenario, *map(str, args)]
+            # The protocol tests compare times with CLOCK_MONOTONIC read around
+            # each call; test_tsc_clock covers the C writer's default clock.
+            env = {"FLARE_CLOCK": "monotonic", **(env or {})}
         w = Writer((prefix or []) + argv, env)
         self.addCleanup(w.close)
         return w
@@ -204,6 +207,32 @@ class Scenarios:
             self.assertEqual(got.trace_flags, event["trace_flags"], where)
             self.assertEqual(got.root_span_name, bytes.fromhex(event["name_hex"] or "").decode(), where)
         return got
+
+    def test_tsc_clock(self):
+        """Where the kernel keeps time with the TSC, C writers stamp with it by
+        default (clock_id 256); elsewhere, and in Python, CLOCK_MONOTONIC."""
+        w = self.writer("basic", env={"FLARE_CLOCK": ""})
+        w.expect("CHECK")
+        ev = w.events
+        try:
+            with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
+                source = f.read().strip()
+        except OSError:
+            source = ""
+        tsc = self.impl != "python" and source == "tsc" and os.uname().machine == "x86_64"
+        dump = rs.dump(w.pid)
+        self.assertEqual(dump["mappings"][0]["header"]["clock_id"], rs.CLOCK_TSC_ID if tsc else rs.CLOCK_MONOTONIC_ID)
+        slot = dump["mappings"][0]["owned"][0]
+        entries = rs.read_entries(w.pid, w.tid)
+        self.assertEqual(len(entries), len(ev))
+        self.assertLessEqual(slot["claim_time_ns"], entries[0].t_ns)
+        self.assertEqual(sorted(e.t_ns for e in entries), [e.t_ns for e in entries], "times never go back")
+        if tsc:
+            # Ticks, not nanoseconds: far from CLOCK_MONOTONIC read around the call.
+            self.assertFalse(ev[0]["before"] <= entries[0].t_ns <= ev[0]["after"])
+        for i, e in enumerate(entries):
+            kind, reason = self.expected_after(ev[i])
+            self.assertLookup(w.pid, w.tid, e.t_ns, kind, reason, ev[i] if kind == "span" else None, f"entry {i}")
 
     def expected_after(self, event):
         return ("span", "attached") if event["op"] == "attach" else ("none", "detached")

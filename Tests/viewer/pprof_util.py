@@ -32,9 +32,10 @@ def _packed(field, values):
     return _bytes(field, b"".join(_varint(v) for v in values))
 
 
-def write_profile(samples, time_ns=0, duration_ns=10_000_000_000, period=10_000_000):
-    """samples: [(frames root first as [(name, file)], count, {label: value})].
-    Returns gzip-compressed pprof bytes with samples/count and cpu/nanoseconds."""
+def write_profile(samples, time_ns=0, duration_ns=10_000_000_000, period=10_000_000, start_lines=None):
+    """samples: [(frames root first as [(name, file)], count, {label: value})];
+    start_lines: {name: the function's first line}. Returns gzip-compressed
+    pprof bytes with samples/count and cpu/nanoseconds."""
     strings = [""]
     index = {"": 0}
 
@@ -61,7 +62,8 @@ def write_profile(samples, time_ns=0, duration_ns=10_000_000_000, period=10_000_
         body += _bytes(2, sample)
     for (name, file), fid in functions.items():
         body += _bytes(4, _uint(1, fid) + _bytes(4, _uint(1, fid)))  # location id = function id, one line
-        body += _bytes(5, _uint(1, fid) + _uint(2, s(name)) + _uint(3, s(name)) + _uint(4, s(file)))
+        line = (start_lines or {}).get(name, 0)
+        body += _bytes(5, _uint(1, fid) + _uint(2, s(name)) + _uint(3, s(name)) + _uint(4, s(file)) + (_uint(5, line) if line else b""))
     tail = _uint(9, time_ns) + _uint(10, duration_ns) + _bytes(11, _uint(1, s("cpu")) + _uint(2, s("nanoseconds"))) + _uint(12, period)
     for text in strings:
         body += _bytes(6, text.encode())

@@ -37,6 +37,10 @@ def known_samples():
     return samples
 
 
+# Where the known profile's functions start: tooltips and the table show file:line.
+KNOWN_START_LINES = {"parse_json": 42, "serve": 7, "escape_text": 118}
+
+
 def expected_tree(samples, keep=lambda labels: True):
     tree = {}
     for frames, count, labels in samples:
@@ -72,6 +76,18 @@ def click_node(driver, view, node):
     ActionChains(driver).move_to_element_with_offset(canvas, int(box["x"] - box["cw"] / 2), int(box["y"] - box["ch"] / 2)).click().perform()
 
 
+def hover_node(driver, node, view="flame"):
+    """Moves the mouse over a drawn node and returns the tooltip's text."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    box = driver.execute_script(f"""
+        const v = window.flare.views.{view}, d = v.drawn;
+        for (let i = 0; i < d.count; i++) if (d.node[i] === arguments[0]) return [d.x[i] + d.w[i] / 2, v.y(d.depth[i]) + 9, v.canvas.clientWidth, v.canvas.clientHeight];""", node)
+    assert box, f"node {node} was not drawn"
+    canvas = driver.execute_script(f"return window.flare.views.{view}.canvas")
+    ActionChains(driver).move_to_element_with_offset(canvas, int(box[0] - box[2] / 2), int(box[1] - box[3] / 2)).perform()
+    return wait_for(driver, "!document.getElementById('tooltip').hidden && document.getElementById('tooltip')", message="tooltip").text
+
+
 def node_of(driver, path, model="window.flare.model"):
     return driver.execute_script(f"""
         const m = {model}, path = arguments[0];
@@ -93,7 +109,7 @@ class ViewerTests(unittest.TestCase):
         cls.samples = known_samples()
         cls.known_pprof = os.path.join(cls.work, "known.pb.gz")
         with open(cls.known_pprof, "wb") as f:
-            f.write(pprof_util.write_profile(cls.samples, time_ns=time.time_ns() - 5_000_000_000))
+            f.write(pprof_util.write_profile(cls.samples, time_ns=time.time_ns() - 5_000_000_000, start_lines=KNOWN_START_LINES))
         cls.store = support.Store()
         with open(cls.known_pprof, "rb") as f:
             cls.store.request("/api/v1/profiles?service=known&window_id=k1", f.read())
@@ -138,6 +154,17 @@ class ViewerTests(unittest.TestCase):
 
         canvas = d.find_element("id", "flame")
         self.assertGreaterEqual(support.distinct_colors(canvas.screenshot_as_png), 6, "the flame graph screenshot is blank")
+
+        # The tooltip: name, file:line where the function starts, self and total.
+        parse_json = node_of(d, ["main", "serve", "parse_json"])
+        tip = hover_node(d, parse_json)
+        self.assertIn("parse_json", tip)
+        self.assertIn("src/json.py:42", tip)
+        share = 100 * 400 / sum(c for _, c, _ in self.samples)
+        self.assertIn(f"({share:.1f}%)" if share >= 10 else f"({share:.2f}%)", tip)
+        gc = hover_node(d, node_of(d, ["main", "gc_collect"]))
+        self.assertIn("runtime/gc.c", gc)
+        self.assertNotIn("runtime/gc.c:", gc, "a function without a known first line shows its file only")
 
         # Search: the highlighted frames are exactly those whose names match, and the share is right.
         pattern = "parse_json|escape"
@@ -185,6 +212,7 @@ class ViewerTests(unittest.TestCase):
             self_totals[frames[-1][0]] = self_totals.get(frames[-1][0], 0) + count
         top_name = max(self_totals, key=self_totals.get)
         self.assertTrue(first.text.startswith(top_name), first.text)
+        self.assertIn("src/json.py:42", first.text)
         # Linked: picking the row highlights that function in the graph.
         first.click()
         wait_for(d, "window.flare.state.search && window.flare.state.search.nodes > 0")
@@ -391,18 +419,12 @@ class ViewerTests(unittest.TestCase):
                 driver.find_element("css selector", f"#tabs button[data-tab={tab}]").click()
                 text += driver.find_element("id", "tab-" + tab).text
             # Hover each top frame so the tooltip shows its name.
-            from selenium.webdriver.common.action_chains import ActionChains
             for name in (evil_name, evil_img):
                 node = node_of(driver, ["main", name])
                 self.assertGreater(node, 0)
-                box = driver.execute_script("""
-                    const v = window.flare.views.flame, d = v.drawn;
-                    for (let i = 0; i < d.count; i++) if (d.node[i] === arguments[0]) return [d.x[i] + d.w[i] / 2, v.y(d.depth[i]) + 9, v.canvas.clientWidth, v.canvas.clientHeight];""", node)
-                canvas = driver.find_element("id", "flame")
-                ActionChains(driver).move_to_element_with_offset(canvas, int(box[0] - box[2] / 2), int(box[1] - box[3] / 2)).perform()
-                tip = wait_for(driver, "!document.getElementById('tooltip').hidden && document.getElementById('tooltip')", message="tooltip")
-                text += tip.text
-                self.assertIn(name, tip.text)
+                tip = hover_node(driver, node)
+                text += tip
+                self.assertIn(name, tip)
             return text
 
         # Exported file: the names and the labels appear as text.

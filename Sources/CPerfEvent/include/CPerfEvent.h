@@ -42,6 +42,9 @@ int cperf_disable(int fd);
 /// Redirects the records of `fd` into the ring buffer mapped on `target_fd`.
 int cperf_set_output(int fd, int target_fd);
 
+/// The x86-64 time-stamp counter (rdtsc); 0 on other architectures.
+uint64_t cperf_timestamp_counter(void);
+
 /// data_head, read with acquire semantics: records before it are complete.
 uint64_t cperf_ring_head(const struct perf_event_mmap_page *page);
 /// data_tail, written with release semantics: we are done reading up to it.

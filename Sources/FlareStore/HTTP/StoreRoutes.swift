@@ -316,7 +316,7 @@ struct StoreRoutes: Sendable {
         return JSONResponse.make(.object([
             ("unit", .string(kind.unit)), ("total", .int(total)), ("windows", .int(Int64(merged.windows))),
             ("functions", .array(rows.prefix(limit).map { row in
-                .object([("name", .string(row.function.name)), ("file", .string(row.function.file)),
+                .object([("name", .string(row.function.name)), ("file", .string(row.function.file)), ("line", .int(row.function.line)),
                          ("self", .int(kind.pick(row.selfValue))), ("total", .int(kind.pick(row.totalValue))),
                          ("self_samples", .int(row.selfValue.samples)), ("total_samples", .int(row.totalValue.samples)),
                          ("self_cpu_ns", .int(row.selfValue.cpuNanos)), ("total_cpu_ns", .int(row.totalValue.cpuNanos))])

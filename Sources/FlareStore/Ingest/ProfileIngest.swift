@@ -100,7 +100,8 @@ public enum ProfileIngest {
             var ids: [Int32] = []
             ids.reserveCapacity(min(frames.count, maxStackDepth))
             for frame in frames.prefix(maxStackDepth) {
-                let name = FunctionName(name: truncate(frame.function, maxFunctionNameBytes), file: truncate(frame.file, maxFileNameBytes))
+                let name = FunctionName(name: truncate(frame.function, maxFunctionNameBytes), file: truncate(frame.file, maxFileNameBytes),
+                                        line: max(0, frame.startLine))
                 if let id = functionIndex[name] { ids.append(id); continue }
                 let id = Int32(functions.count)
                 functions.append(name)

@@ -79,6 +79,8 @@ public final class PostgresStorage: ProfileStorage {
         let statements: [PostgresQuery] = [
             "SELECT pg_advisory_xact_lock(7461726501)",
             "CREATE TABLE IF NOT EXISTS functions(id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, file TEXT NOT NULL, UNIQUE(name, file))",
+            // Databases made before functions kept their first line.
+            "ALTER TABLE functions ADD COLUMN IF NOT EXISTS start_line BIGINT NOT NULL DEFAULT 0",
             "CREATE TABLE IF NOT EXISTS stacks(id BIGSERIAL PRIMARY KEY, hash BYTEA NOT NULL UNIQUE, frames BYTEA NOT NULL)",
             "CREATE TABLE IF NOT EXISTS series(id BIGSERIAL PRIMARY KEY, service TEXT NOT NULL, labels TEXT NOT NULL, UNIQUE(service, labels))",
             """
@@ -154,9 +156,11 @@ public final class PostgresStorage: ProfileStorage {
         if !missingFunctions.isEmpty {
             let names = missingFunctions.map(\.name)
             let files = missingFunctions.map(\.file)
+            let lines = missingFunctions.map(\.line)
             try await retrying {
                 try await client.query("""
-                    INSERT INTO functions(name, file) SELECT * FROM unnest(\(names)::text[], \(files)::text[]) ON CONFLICT DO NOTHING
+                    INSERT INTO functions(name, file, start_line)
+                    SELECT * FROM unnest(\(names)::text[], \(files)::text[], \(lines)::bigint[]) ON CONFLICT DO NOTHING
                     """)
             }
             let rows = try await client.query("""
@@ -381,8 +385,9 @@ public final class PostgresStorage: ProfileStorage {
     public func functionNames(_ ids: [Int64]) async throws -> [Int64: FunctionName] {
         guard !ids.isEmpty else { return [:] }
         var result: [Int64: FunctionName] = [:]
-        for try await (id, name, file) in try await client.query("SELECT id, name, file FROM functions WHERE id = ANY(\(ids)::bigint[])").decode((Int64, String, String).self) {
-            result[id] = FunctionName(name: name, file: file)
+        let rows = try await client.query("SELECT id, name, file, start_line FROM functions WHERE id = ANY(\(ids)::bigint[])")
+        for try await (id, name, file, line) in rows.decode((Int64, String, String, Int64).self) {
+            result[id] = FunctionName(name: name, file: file, line: line)
         }
         return result
     }

@@ -35,7 +35,8 @@ public final class SQLiteStorage: ProfileStorage {
     private static func createSchema(_ db: Database) throws {
         try db.execute(sql: """
             CREATE TABLE IF NOT EXISTS functions(
-                id INTEGER PRIMARY KEY, name TEXT NOT NULL, file TEXT NOT NULL, UNIQUE(name, file));
+                id INTEGER PRIMARY KEY, name TEXT NOT NULL, file TEXT NOT NULL, start_line INTEGER NOT NULL DEFAULT 0,
+                UNIQUE(name, file));
             CREATE TABLE IF NOT EXISTS stacks(
                 id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, frames BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS series(
@@ -62,6 +63,11 @@ public final class SQLiteStorage: ProfileStorage {
             CREATE INDEX IF NOT EXISTS spans_end ON spans(end_ns);
             CREATE INDEX IF NOT EXISTS spans_service ON spans(service);
             """)
+        // Databases made before functions kept their first line.
+        let functionColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('functions')")
+        if !functionColumns.contains("start_line") {
+            try db.execute(sql: "ALTER TABLE functions ADD COLUMN start_line INTEGER NOT NULL DEFAULT 0")
+        }
     }
 
     // MARK: Ingest
@@ -87,13 +93,13 @@ public final class SQLiteStorage: ProfileStorage {
                 newSeries[seriesKey] = seriesID
             }
 
-            let insertFunction = try db.cachedStatement(sql: "INSERT OR IGNORE INTO functions(name, file) VALUES (?, ?)")
+            let insertFunction = try db.cachedStatement(sql: "INSERT OR IGNORE INTO functions(name, file, start_line) VALUES (?, ?, ?)")
             let selectFunction = try db.cachedStatement(sql: "SELECT id FROM functions WHERE name = ? AND file = ?")
             var functionIDs: [Int64] = []
             functionIDs.reserveCapacity(window.functions.count)
             for (i, function) in window.functions.enumerated() {
                 if let id = knownFunctions[i] { functionIDs.append(id); continue }
-                try insertFunction.execute(arguments: [function.name, function.file])
+                try insertFunction.execute(arguments: [function.name, function.file, function.line])
                 let id = try Int64.fetchOne(selectFunction, arguments: [function.name, function.file])!
                 newFunctions[function] = id
                 functionIDs.append(id)
@@ -284,8 +290,8 @@ public final class SQLiteStorage: ProfileStorage {
             var result: [Int64: FunctionName] = [:]
             for chunk in stride(from: 0, to: ids.count, by: 500) {
                 let part = Array(ids[chunk..<min(chunk + 500, ids.count)])
-                for row in try Row.fetchAll(db, sql: "SELECT id, name, file FROM functions WHERE id IN \(Self.inList(part.count))", arguments: StatementArguments(part)) {
-                    result[row[0]] = FunctionName(name: row[1], file: row[2])
+                for row in try Row.fetchAll(db, sql: "SELECT id, name, file, start_line FROM functions WHERE id IN \(Self.inList(part.count))", arguments: StatementArguments(part)) {
+                    result[row[0]] = FunctionName(name: row[1], file: row[2], line: row[3])
                 }
             }
             return result
