@@ -41,6 +41,10 @@ struct StorageTests {
         var selfTotals: [String: Int64] = [:]
         for row in try await engine.topFunctions(merged) where row.selfValue.samples > 0 { selfTotals[row.function.name] = row.selfValue.samples }
         #expect(selfTotals == expected)
+        // Each function keeps the line it starts at, for the viewer's file:line.
+        for row in try await engine.topFunctions(merged) {
+            #expect(row.function.line == StoreTestSupport.startLine(of: row.function.name), "\(row.function)")
+        }
         #expect(merged.total.cpuNanos == merged.total.samples * StoreTestSupport.period)
 
         // Stacks and functions are deduplicated across windows.

@@ -45,12 +45,16 @@ enum StoreTestSupport {
 
     static let period: Int64 = 10_101_010
 
+    /// Where the test profiles say each function starts.
+    static func startLine(of name: String) -> Int64 { Int64(name.utf8.count) * 10 + 1 }
+
     /// A CPU profile like the agent writes: samples/count and cpu/nanoseconds.
     static func profile(_ samples: [Sample], timeNanos: Int64 = 1_700_000_000_000_000_000, durationNanos: Int64 = 10_000_000_000) -> Profile {
         var builder = ProfileBuilder.cpuProfile(periodNanos: period, timeNanos: timeNanos, durationNanos: durationNanos)
         for sample in samples {
             let locations = sample.stack.reversed().map { name -> UInt64 in
-                let function = builder.function(name: name, file: "src/\(name.split(separator: ":").first ?? "x").swift")
+                let function = builder.function(name: name, file: "src/\(name.split(separator: ":").first ?? "x").swift",
+                                                startLine: startLine(of: name))
                 return builder.location(mappingID: 0, address: 0, lines: [Profile.Line(functionID: function)])
             }
             var labels: [Profile.Label] = []
