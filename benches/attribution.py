@@ -25,7 +25,6 @@ Usage: benches/attribution.py [--rates 100,1000,10000] [--repeats 3] [--millisec
 Needs root (perf_event).
 """
 import argparse
-import gzip
 import os
 import re
 import statistics
@@ -34,103 +33,18 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "Tests", "viewer"))
+
+import pprof_util  # noqa: E402  (the pprof reader the viewer tests use)
+
 SPAN_FUNCTION = re.compile(r"^span_work_([0-9]+)$")
-
-
-# --- a minimal perftools.profiles.Profile decoder -------------------------------
-
-def varint(data, i):
-    result = shift = 0
-    while True:
-        byte = data[i]
-        i += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, i
-        shift += 7
-
-
-def fields(data):
-    """Yields (field number, wire type, value) for one message; value is an int or bytes."""
-    i, end = 0, len(data)
-    while i < end:
-        key, i = varint(data, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = varint(data, i)
-        elif wire == 2:
-            length, i = varint(data, i)
-            value, i = data[i:i + length], i + length
-        elif wire == 1:
-            value, i = int.from_bytes(data[i:i + 8], "little"), i + 8
-        elif wire == 5:
-            value, i = int.from_bytes(data[i:i + 4], "little"), i + 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        yield number, wire, value
-
-
-def repeated_ints(wire, value):
-    """A repeated integer field, packed (wire 2) or not."""
-    if wire != 2:
-        return [value]
-    out, i = [], 0
-    while i < len(value):
-        v, i = varint(value, i)
-        out.append(v)
-    return out
-
-
-def to_signed(v):
-    return v - (1 << 64) if v >= 1 << 63 else v
 
 
 def read_profile(path):
     """Returns [(count, [function names, leaf first], {label key: str value})]."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    strings, raw_samples, locations, functions = [], [], {}, {}
-    for number, wire, value in fields(data):
-        if number == 6:
-            strings.append(value.decode("utf-8", "replace"))
-        elif number == 2:
-            raw_samples.append(value)
-        elif number == 4:
-            location_id, function_ids = 0, []
-            for n, w, v in fields(value):
-                if n == 1:
-                    location_id = v
-                elif n == 4:  # Line: inlined frames first, caller last
-                    function_ids += [lv for ln, _, lv in fields(v) if ln == 1]
-            locations[location_id] = function_ids
-        elif number == 5:
-            function_id, name = 0, 0
-            for n, w, v in fields(value):
-                if n == 1:
-                    function_id = v
-                elif n == 2:
-                    name = v
-            functions[function_id] = name
-    samples = []
-    for raw in raw_samples:
-        location_ids, values, labels = [], [], {}
-        for n, w, v in fields(raw):
-            if n == 1:
-                location_ids += repeated_ints(w, v)
-            elif n == 2:
-                values += [to_signed(x) for x in repeated_ints(w, v)]
-            elif n == 3:
-                key = string = 0
-                for ln, _, lv in fields(v):
-                    if ln == 1:
-                        key = lv
-                    elif ln == 2:
-                        string = lv
-                if string:
-                    labels.setdefault(strings[key], strings[string])
-        names = [strings[functions.get(f, 0)] for loc in location_ids for f in locations.get(loc, [])]
-        samples.append((values[0] if values else 1, names, labels))
-    return samples
+    with open(path, "rb") as f:
+        _, samples = pprof_util.read_profile(f.read())
+    return [(s["values"][0] if s["values"] else 1, [name for name, _ in s["frames"]], s["labels"]) for s in samples]
 
 
 # --- the ground truth (as Tests/FlareTests/SpanLabelTests.swift checks it) -------
