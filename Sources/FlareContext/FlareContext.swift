@@ -7,7 +7,8 @@ import CFlareContext
 ///   OpenTelemetry process context (OTEL_CTX): who this process is.
 /// - ``attach(_:)`` / ``detach()`` record, on the calling thread's FLARE_SLOTS
 ///   slot, that it now runs a span or none. Each is a few stores and one
-///   vDSO `clock_gettime`; the first call on a thread claims its slot.
+///   timestamp (`rdtsc` where the kernel keeps time with the TSC, else a
+///   vDSO `clock_gettime`); the first call on a thread claims its slot.
 /// - ``releaseThread()`` frees the thread's slot before the thread exits
 ///   (it is freed at exit anyway).
 ///
