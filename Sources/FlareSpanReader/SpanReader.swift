@@ -17,9 +17,11 @@ public final class SpanReader {
     /// Also answer with the naive "newest entry" reader, for benchmarks.
     public var comparesWithNewest = false
     private var processes: [Int32: ProcessState] = [:]
-    /// When each thread seen being created was created (host tid → CLOCK_MONOTONIC
-    /// ns): a slot its tid claimed earlier belongs to a dead thread that reused it.
-    private var threadBirths: [Int32: UInt64] = [:]
+    /// When each thread seen being created was created (pid → host tid →
+    /// CLOCK_MONOTONIC ns): a slot its tid claimed earlier belongs to a dead
+    /// thread that reused it. Per process, so an exited process takes its
+    /// threads' entries with it even when their exit records were lost.
+    private var threadBirths: [Int32: [Int32: UInt64]] = [:]
     /// Kept after a process exits: the profile is assembled later.
     private var contexts: [Int32: ProcessContext] = [:]
     private var slotBuffer: [UInt8] = []
@@ -69,6 +71,7 @@ public final class SpanReader {
     /// Forget what is known of a process that exec'd or exited: its mappings are gone.
     public func forgetProcess(_ pid: Int32) {
         processes[pid] = nil
+        threadBirths[pid] = nil
         poller.forgetProcess(pid)
     }
 
@@ -81,7 +84,7 @@ public final class SpanReader {
 
     /// A thread exited: its tid may be reused, so forget its cached translation and slot.
     public func threadExited(pid: Int32, tid: Int32) {
-        threadBirths[tid] = nil
+        threadBirths[pid]?[tid] = nil
         forgetThread(pid: pid, tid: tid)
     }
 
@@ -89,7 +92,7 @@ public final class SpanReader {
     /// thread first runs): slots its tid claimed before then were a dead
     /// thread's, whose tid this one reuses, and never describe it.
     public func threadStarted(pid: Int32, tid: Int32, time: UInt64) {
-        threadBirths[tid] = time
+        threadBirths[pid, default: [:]][tid] = time
         forgetThread(pid: pid, tid: tid)
     }
 
@@ -119,7 +122,7 @@ public final class SpanReader {
         var location = process.slotOfThread[nstid]
         if location == nil {
             if let until = process.noSlotUntil[nstid], sampleTime <= until { return (noSlot(process, pid: pid, tid: tid), nil) }
-            switch scanSlots(process, pid: pid, nstid: nstid, bornAt: threadBirths[tid] ?? 0) {
+            switch scanSlots(process, pid: pid, nstid: nstid, bornAt: threadBirths[pid]?[tid] ?? 0) {
             case .failure(let reason): return (.unknown(reason), nil)
             case .success(let found?): location = found
             case .success(nil):
@@ -147,7 +150,7 @@ public final class SpanReader {
         }
         if readAt > sampleTime { statistics.delay.record(readAt - sampleTime) } else { statistics.delay.record(0) }
         let ring = mapping.header.ringLength
-        let writerSampleTime = writerTime(sampleTime, clock: mapping.header.clock)
+        let writerSampleTime = writerTime(sampleTime, clock: mapping.header.clock, now: readAt)
         let key = SlotPoller.Key(pid: pid, address: address)
         if !pollerStarted {
             poller.start()
@@ -186,10 +189,10 @@ public final class SpanReader {
     private func readTime() -> UInt64 { now() }
 
     /// A CLOCK_MONOTONIC time in the clock a mapping's writers use.
-    private func writerTime(_ monotonic: UInt64, clock: SlotsHeader.Clock) -> UInt64 {
+    private func writerTime(_ monotonic: UInt64, clock: SlotsHeader.Clock, now: UInt64) -> UInt64 {
         switch clock {
         case .monotonic: monotonic
-        case .timestampCounter: monotonic == 0 ? 0 : timestampCounter.ticks(atMonotonic: monotonic)
+        case .timestampCounter: monotonic == 0 ? 0 : timestampCounter.ticks(atMonotonic: monotonic, now: now)
         }
     }
 
@@ -198,8 +201,9 @@ public final class SpanReader {
     /// a claim older than the thread itself (`bornAt`) is a dead thread's.
     private func scanSlots(_ process: ProcessState, pid: Int32, nstid: UInt32, bornAt: UInt64) -> Result<SlotLocation?, UnknownReason> {
         var best: (SlotLocation, UInt64)?
+        let now = readTime()
         for (m, mapping) in process.mappings.enumerated() {
-            let born = writerTime(bornAt, clock: mapping.header.clock)
+            let born = writerTime(bornAt, clock: mapping.header.clock, now: now)
             let count = mapping.header.slotCount
             let length = SlotsLayout.slotHeaderPrefix
             let addresses = (0..<count).map { mapping.start &+ mapping.header.slotOffset($0) }

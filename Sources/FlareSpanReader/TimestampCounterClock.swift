@@ -24,26 +24,27 @@ struct TimestampCounterClock {
 
     init() { first = Self.read() }
 
-    /// The counter's value at CLOCK_MONOTONIC time `monotonic`.
-    mutating func ticks(atMonotonic monotonic: UInt64) -> UInt64 {
-        let anchor = currentAnchor()
+    /// The counter's value at CLOCK_MONOTONIC time `monotonic`; `now` is the
+    /// caller's own reading of CLOCK_MONOTONIC, so the hot path reads no clock.
+    mutating func ticks(atMonotonic monotonic: UInt64, now: UInt64) -> UInt64 {
+        let anchor = currentAnchor(now: now)
         let delta = Double(Int64(bitPattern: monotonic &- anchor.monotonic)) * ticksPerNanosecond
         return delta >= 0 ? anchor.ticks &+ UInt64(delta) : anchor.ticks &- UInt64(-delta)
     }
 
-    private mutating func currentAnchor() -> Reading {
-        if let latest, Linux.monotonicNanos() < latest.monotonic + Self.anchorAge { return latest }
-        var now = Self.read()
+    private mutating func currentAnchor(now: UInt64) -> Reading {
+        if let latest, now < latest.monotonic + Self.anchorAge { return latest }
+        var reading = Self.read()
         // The first conversion needs a rate: wait out the rest of the shortest
         // calibration span (only when the first mapping shows up within 10 ms).
-        while now.monotonic < first.monotonic + Self.firstCalibration {
-            var pause = timespec(tv_sec: 0, tv_nsec: Int(first.monotonic + Self.firstCalibration - now.monotonic))
+        while reading.monotonic < first.monotonic + Self.firstCalibration {
+            var pause = timespec(tv_sec: 0, tv_nsec: Int(first.monotonic + Self.firstCalibration - reading.monotonic))
             nanosleep(&pause, nil)
-            now = Self.read()
+            reading = Self.read()
         }
-        ticksPerNanosecond = Double(now.ticks &- first.ticks) / Double(now.monotonic - first.monotonic)
-        latest = now
-        return now
+        ticksPerNanosecond = Double(reading.ticks &- first.ticks) / Double(reading.monotonic - first.monotonic)
+        latest = reading
+        return reading
     }
 
     /// Both clocks at one instant: the counter read between two monotonic

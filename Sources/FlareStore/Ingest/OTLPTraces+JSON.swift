@@ -93,27 +93,22 @@ extension OTLPTraces {
         }
     }
 
-    /// An int64 as OTLP/JSON writes it: a decimal string, or a number.
-    struct FlexibleInt: Decodable {
-        var value: Int64
+    /// A 64-bit integer as OTLP/JSON writes it: a decimal string, or a number.
+    struct FlexibleInteger<Value: FixedWidthInteger & Decodable>: Decodable {
+        var value: Value
         init(from decoder: Decoder) throws {
             let c = try decoder.singleValueContainer()
-            if let v = try? c.decode(Int64.self) { value = v; return }
+            if let v = try? c.decode(Value.self) { value = v; return }
             let s = try c.decode(String.self)
-            guard let v = Int64(s) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "\(JSONText.quoted(s)) is not an integer") }
+            guard let v = Value(s) else {
+                let kind = Value.isSigned ? "an integer" : "an unsigned integer"
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "\(JSONText.quoted(s)) is not \(kind)")
+            }
             value = v
         }
     }
-
-    /// A fixed64 timestamp: a decimal string, or a number.
-    struct FlexibleUInt: Decodable {
-        var value: UInt64
-        init(from decoder: Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if let v = try? c.decode(UInt64.self) { value = v; return }
-            let s = try c.decode(String.self)
-            guard let v = UInt64(s) else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "\(JSONText.quoted(s)) is not an unsigned integer") }
-            value = v
-        }
-    }
+    /// int64 fields (kind, status code, int attributes).
+    typealias FlexibleInt = FlexibleInteger<Int64>
+    /// fixed64 timestamps.
+    typealias FlexibleUInt = FlexibleInteger<UInt64>
 }
