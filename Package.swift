@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "CFlareContext"),
         // process_vm_readv, which Glibc's Swift module does not export.
         .target(name: "CRemoteMemory"),
+        // libdw's own unwinder over a copied stack: the slow path behind the compact tables.
+        .target(name: "CDwflUnwind", linkerSettings: [.linkedLibrary("dw"), .linkedLibrary("elf")]),
         .systemLibrary(name: "CElfutils", pkgConfig: "libdw", providers: [.apt(["libdw-dev", "libelf-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
@@ -38,7 +40,7 @@ let package = Package(
         // Which process maps which file where: MMAP2/COMM/FORK/EXIT and /proc seeding.
         .target(name: "FlareProcesses", dependencies: ["FlareSampler"]),
         // Turning a sample into a list of frames.
-        .target(name: "FlareUnwind", dependencies: ["CElfutils", "FlareSampler", "FlareProcesses"]),
+        .target(name: "FlareUnwind", dependencies: ["CElfutils", "CDwflUnwind", "FlareSampler", "FlareProcesses"]),
         // Frames to names: ELF symbols, kallsyms, demangling.
         .target(name: "FlareSymbols", dependencies: ["CElfutils", "CDemangle"]),
         // The context ABI's writer for Swift: publish the resource, attach and detach spans.

@@ -4,7 +4,11 @@ public final class ProcessState {
     public let pid: Int32
     public var name: String
     public var threadNames: [Int32: String] = [:]
-    public private(set) var mappings: [MappedFile] = []
+    public private(set) var mappings: [MappedFile] = [] {
+        didSet { mappingsVersion &+= 1 }
+    }
+    /// Changes whenever `mappings` does, so caches built from them know when to rebuild.
+    public private(set) var mappingsVersion = 0
     public var hasExited = false
     /// When /proc/PID/maps was last re-read because an address was not found.
     var lastMapsReload: UInt64 = 0

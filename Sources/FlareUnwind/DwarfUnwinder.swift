@@ -2,15 +2,18 @@ import FlareProcesses
 import FlareSampler
 
 /// Unwinds the user stack from the registers and stack copy in each sample,
-/// with compiled DWARF CFI tables, falling back to frame pointers where a
-/// module has no CFI. Kernel frames still come from the kernel's callchain.
+/// with compiled DWARF CFI tables, falling back to libdw's unwinder for rules
+/// the tables cannot express and to frame pointers where a module has no
+/// CFI. Kernel frames still come from the kernel's callchain.
 public struct DwarfUnwinder: StackUnwinder {
     public let cache: UnwindTableCache
+    public let slowPath: LibdwUnwinder
     public let maxDepth: Int
     private var kernelChain = FramePointerUnwinder()
 
     public init(cache: UnwindTableCache = UnwindTableCache(), maxDepth: Int = 256) {
         self.cache = cache
+        self.slowPath = LibdwUnwinder(locator: cache.locator)
         self.maxDepth = maxDepth
     }
 
@@ -106,6 +109,12 @@ public struct DwarfUnwinder: StackUnwinder {
                     savedBPSlot = frame
                 }
             case .unsupported:
+                // A signal frame or a DWARF expression: let libdw walk the whole
+                // stack, and keep its answer if it got further.
+                if let slow = slowPath.unwind(registers: registers, stack: stack, process: process, maxDepth: maxDepth),
+                   slow.truncation == nil || slow.frames.count > frames.count {
+                    return slow
+                }
                 return UnwoundStack(frames: frames, truncation: .unsupportedCFI)
             }
 

@@ -14,10 +14,10 @@ struct DwarfUnwindTests {
     /// every stack holding at least 1% of either profile has the same frame
     /// sequence and a share within ±5 points in both; returns Flare's stacks.
     @discardableResult
-    static func compareWithPerf(_ command: [String]) throws -> [String: Int] {
+    static func compareWithPerf(_ command: [String], unnamedByPerf: Set<String> = []) throws -> [String: Int] {
         let flare = try TestSupport.flare(["record", "-F", frequency, "--no-inline", "--format", "folded", "-q", "--"] + command)
         #expect(flare.status == 0, "\(flare.stderr)")
-        let ours = PerfScript.normalizedFolded(flare.stdout)
+        let ours = PerfScript.normalizedFolded(flare.stdout, unnamed: unnamedByPerf)
         let theirs = try PerfScript.dwarfStacks(command, frequency: frequency)
         let ourTotal = Double(ours.values.reduce(0, +))
         let theirTotal = Double(theirs.values.reduce(0, +))
@@ -65,6 +65,17 @@ struct DwarfUnwindTests {
         #expect(Self.completeShare(stacks) >= 95)
         let full = stacks.filter { $0.key.components(separatedBy: ";recurse").count - 1 == 201 }
         #expect(Double(full.values.reduce(0, +)) >= 0.9 * Double(stacks.values.reduce(0, +)))
+    }
+
+    /// A hot handler interrupting a loop: the walk crosses the kernel's signal
+    /// frame, whose CFI is DWARF expressions that the compact tables leave to
+    /// libdw's unwinder. (perf leaves glibc's `__restore_rt` unnamed.)
+    @Test func throughASignalFrame() throws {
+        let binary = try TestSupport.compileC("signal_frame.c", flags: Self.optimized)
+        let stacks = try Self.compareWithPerf([binary, "1200"], unnamedByPerf: ["__restore_rt"])
+        #expect(Self.completeShare(stacks) >= 95)
+        let handler = stacks.filter { $0.key.hasSuffix("main;interrupted_loop;[unknown];handler_work") }
+        #expect(Double(handler.values.reduce(0, +)) >= 0.1 * Double(stacks.values.reduce(0, +)), "\(stacks)")
     }
 
     @Test func intoADlopenedLibrary() throws {

@@ -46,13 +46,15 @@ enum PerfScript {
         return name.isEmpty ? "[unknown]" : name
     }
 
-    /// Flare's folded output in the same naming.
-    static func normalizedFolded(_ folded: String) -> [String: Int] {
+    /// Flare's folded output in the same naming; `unnamed` are names Flare
+    /// finds that perf leaves as "[unknown]".
+    static func normalizedFolded(_ folded: String, unnamed: Set<String> = []) -> [String: Int] {
         var stacks: [String: Int] = [:]
         for line in folded.split(separator: "\n") {
             guard let space = line.lastIndex(of: " "), let count = Int(line[line.index(after: space)...]) else { continue }
             let frames = line[..<space].split(separator: ";").map { frame -> String in
                 let text = String(frame)
+                if unnamed.contains(text) { return "[unknown]" }
                 return text.range(of: #"\+0x[0-9a-f]+$"#, options: .regularExpression) != nil ? "[unknown]" : normalize(text)
             }
             stacks[frames.joined(separator: ";"), default: 0] += count
