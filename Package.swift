@@ -113,7 +113,7 @@ let package = Package(
                 "FlareProfile", "FlareSampler", "FlareProcesses", "FlareSymbols", "FlareRecorder",
                 "FlareContextReader", "FlareSpanReader", "FlareFlameGraph",
             ],
-            exclude: ["Workloads"]
+            exclude: ["Workloads", "Fixtures"]
         ),
         .testTarget(
             name: "FlareStoreTests",

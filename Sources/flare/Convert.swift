@@ -23,8 +23,12 @@ struct Convert: ParsableCommand {
     @Option(help: "Output format: pprof, folded or summary (default: pprof with -o, else summary).")
     var format: ProfileOutput.Format?
 
-    @Option(help: "Look for the recorded files under this directory first, like perf's --symfs.")
+    @Option(help: "Look for the recorded files (and their separate debug files, under usr/lib/debug) in this directory first, like perf's --symfs.")
     var symfs: String?
+
+    @Option(help: ArgumentHelp("Use at most this many bytes of each recorded stack copy.",
+                               discussion: "Shows what a smaller `flare record --stack-size` would have unwound."))
+    var stackSize: Int?
 
     @Option(help: "Rows in each table of the summary.")
     var top: Int = 15
@@ -36,6 +40,10 @@ struct Convert: ParsableCommand {
     var inline = true
 
     func run() throws {
+        if let stackSize, stackSize < 0 {
+            printError("--stack-size must be at least 0 bytes (got \(stackSize))")
+            throw ExitCode.failure
+        }
         do {
             if let output { try OutputFile.checkWritable(output) }
         } catch {
@@ -44,7 +52,7 @@ struct Convert: ParsableCommand {
         }
         let result: RecordResult
         do {
-            result = try PerfDataConverter.convert(path: input, symfs: symfs, inlineFrames: inline)
+            result = try PerfDataConverter.convert(path: input, symfs: symfs, inlineFrames: inline, stackSize: stackSize)
         } catch {
             printError(error.description)
             throw ExitCode.failure
