@@ -39,20 +39,25 @@ public struct DwarfUnwinder: StackUnwinder {
     /// Walks the user stack. Every read is bounds-checked against the copy and
     /// the stack pointer must grow at every step, so no input can make it loop.
     func unwindUser(registers: [UInt64], stack: [UInt8], process: ProcessState) -> UnwoundStack {
+        stack.withUnsafeBytes { copy in unwindUser(registers: registers, copy: copy, stack: stack, process: process) }
+    }
+
+    private func unwindUser(registers: [UInt64], copy: UnsafeRawBufferPointer, stack: [UInt8], process: ProcessState) -> UnwoundStack {
         var pc = registers[UserRegisters.ip]
         var sp = registers[UserRegisters.sp]
         var bp: UInt64? = registers[UserRegisters.bp]
         let stackBase = sp
         var frames: [UnwoundFrame] = []
         frames.reserveCapacity(32)
-        var memo: (start: UInt64, end: UInt64, fileOffset: UInt64, table: UnwindTable?) = (0, 0, 0, nil)
+        // Consecutive frames are mostly in one mapping, often at one row: remember both.
+        var mapping: (start: UInt64, end: UInt64, toLinkTime: UInt64, table: UnwindTable?) = (0, 0, 0, nil)
+        var lastRow: (start: UInt64, end: UInt64, row: UnwindTable.Row) = (1, 0, .none)
 
         func read(_ address: UInt64) -> UInt64? {
-            guard address >= stackBase, address &- stackBase <= UInt64(stack.count), address &- stackBase + 8 <= UInt64(stack.count) else {
+            guard address >= stackBase, address &- stackBase <= UInt64(copy.count), address &- stackBase + 8 <= UInt64(copy.count) else {
                 return nil
             }
-            let offset = Int(address - stackBase)
-            return stack.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
+            return copy.loadUnaligned(fromByteOffset: Int(address - stackBase), as: UInt64.self)
         }
 
         while true {
@@ -60,16 +65,26 @@ public struct DwarfUnwinder: StackUnwinder {
             frames.append(UnwoundFrame(address: pc, isKernel: false, isReturnAddress: isReturnAddress))
             if frames.count >= maxDepth { return UnwoundStack(frames: frames, truncation: .depthLimit) }
             let lookup = isReturnAddress ? pc - 1 : pc
-            // Consecutive frames are mostly in one mapping: check it before searching.
-            if lookup < memo.start || lookup >= memo.end {
-                guard let mapping = process.mapping(containing: lookup) else {
+            if lookup < mapping.start || lookup >= mapping.end {
+                guard let found = process.mapping(containing: lookup) else {
                     return UnwoundStack(frames: frames, truncation: .badFrame)
                 }
-                memo = (mapping.start, mapping.end, mapping.fileOffset, cache.table(for: mapping, pid: process.pid))
+                let table = cache.table(for: found, pid: process.pid)
+                // One mapping lies within one segment: run-time to link-time address is one shift.
+                let linkTime = table?.virtualAddress(fileOffset: found.fileOffset(of: lookup)) ?? 0
+                mapping = (found.start, found.end, linkTime &- lookup, table)
+                lastRow = (1, 0, .none)
             }
             let row: UnwindTable.Row
-            if let table = memo.table {
-                row = table.row(at: table.virtualAddress(fileOffset: lookup - memo.start + memo.fileOffset))
+            if let table = mapping.table {
+                let linkTime = lookup &+ mapping.toLinkTime
+                if linkTime >= lastRow.start && linkTime < lastRow.end {
+                    row = lastRow.row
+                } else {
+                    let found = table.rowAndRange(at: linkTime)
+                    lastRow = (found.start, found.end, found.row)
+                    row = found.row
+                }
             } else {
                 row = .none
             }

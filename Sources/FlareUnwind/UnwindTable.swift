@@ -62,16 +62,25 @@ public struct UnwindTable: Sendable {
     }
 
     /// The row that applies at link-time virtual address `address`.
-    public func row(at address: UInt64) -> Row {
-        guard address >= base, address - base <= UInt64(UInt32.max) else { return .none }
+    public func row(at address: UInt64) -> Row { rowAndRange(at: address).row }
+
+    /// The row at `address` and the address range it covers, so that a caller
+    /// can skip the search for the next address in the same range (a
+    /// recursion returns to one address again and again).
+    func rowAndRange(at address: UInt64) -> (row: Row, start: UInt64, end: UInt64) {
+        guard address >= base, address - base <= UInt64(UInt32.max) else { return (.none, address, address &+ 1) }
         let offset = UInt32(address - base)
         var low = 0
         var high = offsets.count
-        while low < high {
-            let mid = (low + high) / 2
-            if offsets[mid] <= offset { low = mid + 1 } else { high = mid }
+        offsets.withUnsafeBufferPointer { offsets in
+            while low < high {
+                let mid = (low + high) / 2
+                if offsets[mid] <= offset { low = mid + 1 } else { high = mid }
+            }
         }
-        return low == 0 ? .none : rows[low - 1]
+        let end = low < offsets.count ? base + UInt64(offsets[low]) : UInt64.max
+        guard low > 0 else { return (.none, address, end) }
+        return (rows[low - 1], base + UInt64(offsets[low - 1]), end)
     }
 
     /// The link-time virtual address of a file offset.
