@@ -14,11 +14,11 @@ struct DwarfUnwindTests {
     /// every stack holding at least 1% of either profile has the same frame
     /// sequence and a share within ±5 points in both; returns Flare's stacks.
     @discardableResult
-    static func compareWithPerf(_ command: [String], unnamedByPerf: Set<String> = []) throws -> [String: Int] {
+    static func compareWithPerf(_ command: [String], unnamedByPerf: Set<String> = [], demangleSwift: Bool = false) throws -> [String: Int] {
         let flare = try TestSupport.flare(["record", "-F", frequency, "--no-inline", "--format", "folded", "-q", "--"] + command)
         #expect(flare.status == 0, "\(flare.stderr)")
         let ours = PerfScript.normalizedFolded(flare.stdout, unnamed: unnamedByPerf)
-        let theirs = try PerfScript.dwarfStacks(command, frequency: frequency)
+        let theirs = try PerfScript.dwarfStacks(command, frequency: frequency, demangleSwift: demangleSwift)
         let ourTotal = Double(ours.values.reduce(0, +))
         let theirTotal = Double(theirs.values.reduce(0, +))
         #expect(ourTotal > 300 && theirTotal > 300)
@@ -93,9 +93,7 @@ struct DwarfUnwindTests {
     /// functions have neither CFI nor a frame, and perf stops there too).
     @Test func swiftProgram() throws {
         let binary = try TestSupport.compileSwift("hot.swift")
-        let flare = try TestSupport.flare(["record", "-F", Self.frequency, "--format", "folded", "-q", "--", binary, "3000"])
-        #expect(flare.status == 0)
-        let stacks = PerfScript.normalizedFolded(flare.stdout)
+        let stacks = try Self.compareWithPerf([binary, "3000"], demangleSwift: true)
         #expect(Self.completeShare(stacks) >= 95, "\(stacks.sorted { $0.value > $1.value }.prefix(3))")
         #expect(stacks.keys.contains { $0.hasSuffix(";main;hot.hotLoop(Swift.Int, Swift.Int) -> Swift.Int") })
     }

@@ -5,20 +5,30 @@ import Foundation
 enum PerfScript {
     /// Folded stacks (root first) with their sample counts. perf copies the same
     /// 16 KiB of stack as Flare and is asked not to cut stacks at 127 frames.
-    static func dwarfStacks(_ command: [String], frequency: String) throws -> [String: Int] {
+    static func dwarfStacks(_ command: [String], frequency: String, demangleSwift: Bool = false) throws -> [String: Int] {
         let perf = try TestSupport.perf()
         let data = TestSupport.temporaryPath("perf-\(UUID().uuidString).data")
         defer { try? FileManager.default.removeItem(atPath: data) }
         let recorded = try TestSupport.run(perf, ["record", "-q", "--call-graph", "dwarf,16384", "-e", "cpu-clock", "-F", frequency, "-o", data] + command)
         guard recorded.status == 0 else { throw TestFailure("perf record failed: \(recorded.stderr)") }
-        return try stacks(of: data)
+        return try stacks(of: data, demangleSwift: demangleSwift)
     }
 
-    /// Folded stacks from `perf script` on an existing recording.
-    static func stacks(of data: String) throws -> [String: Int] {
+    /// Folded stacks from `perf script` on an existing recording. perf 6.1 does
+    /// not demangle Swift; `demangleSwift` runs its output through the
+    /// toolchain's swift-demangle, whose full form is the one Flare prints.
+    static func stacks(of data: String, demangleSwift: Bool = false) throws -> [String: Int] {
         let perf = try TestSupport.perf()
-        let script = try TestSupport.run(perf, ["script", "--no-inline", "--max-stack", "1024", "-F", "ip,sym", "-i", data])
+        var script = try TestSupport.run(perf, ["script", "--no-inline", "--max-stack", "1024", "-F", "ip,sym", "-i", data])
         guard script.status == 0 else { throw TestFailure("perf script failed: \(script.stderr)") }
+        if demangleSwift {
+            let mangled = data + ".script"
+            try script.stdout.write(toFile: mangled, atomically: false, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: mangled) }
+            let swiftDemangle = URL(fileURLWithPath: TestSupport.swiftc).deletingLastPathComponent().appendingPathComponent("swift-demangle").path
+            script = try TestSupport.run("/bin/sh", ["-c", "\"$0\" < \"$1\"", swiftDemangle, mangled])
+            guard script.status == 0 else { throw TestFailure("swift-demangle failed: \(script.stderr)") }
+        }
         var stacks: [String: Int] = [:]
         var frames: [String] = []
         func flush() {

@@ -71,9 +71,10 @@ enum TestSupport {
         return binary
     }
 
+    static var swiftc: String { ProcessInfo.processInfo.environment["SWIFTC"] ?? "/opt/swift/usr/bin/swiftc" }
+
     static func compileSwift(_ source: String) throws -> String {
         let binary = scratch.appendingPathComponent(String(source.split(separator: ".").first!)).path
-        let swiftc = ProcessInfo.processInfo.environment["SWIFTC"] ?? "/opt/swift/usr/bin/swiftc"
         let result = try run(swiftc, ["-Onone", "-o", binary, workloadSources.appendingPathComponent(source).path])
         guard result.status == 0 else { throw TestFailure("swiftc \(source) failed: \(result.stderr)") }
         return binary
