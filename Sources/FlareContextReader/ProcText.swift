@@ -1,3 +1,5 @@
+import Glibc
+
 /// Parsers for the /proc text files the reader consults. Pure: the caller reads the files.
 public enum ProcText {
     /// A line of /proc/PID/maps naming one of the context mappings.
@@ -14,10 +16,17 @@ public enum ProcText {
     }
 
     /// The mappings in `maps` (the text of /proc/PID/maps) named `name`.
+    ///
+    /// The agent rescans every sampled process's maps, and most have no such
+    /// mapping: the name is searched for in the bytes, and only the lines
+    /// holding it are parsed.
     public static func mappings(named name: String, in maps: String) -> [NamedMapping] {
+        var maps = maps
+        let lines = maps.withUTF8 { text in linesContaining(Array(name.utf8), in: text) }
+        guard !lines.isEmpty else { return [] }
         let wanted = pathNames(name)
         var found: [NamedMapping] = []
-        for line in maps.split(separator: "\n", omittingEmptySubsequences: true) where line.contains(name) {
+        for line in lines {
             // start-end perms offset dev inode   path (the path may contain spaces)
             var fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
             guard fields.count == 6 else { continue }
@@ -31,6 +40,29 @@ public enum ProcText {
             found.append(NamedMapping(start: start, end: end, path: path))
         }
         return found
+    }
+
+    /// Each line of `text` that contains `needle`, once.
+    private static func linesContaining(_ needle: [UInt8], in text: UnsafeBufferPointer<UInt8>) -> [Substring] {
+        guard let base = text.baseAddress, !needle.isEmpty else { return [] }
+        var lines: [Substring] = []
+        var index = 0
+        while index < text.count {
+            guard text.count - index >= needle.count,
+                  let hit = memchr(base + index, Int32(needle[0]), text.count - index - needle.count + 1) else { break }
+            let at = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            guard needle.withUnsafeBytes({ memcmp(base + at, $0.baseAddress!, needle.count) }) == 0 else {
+                index = at + 1
+                continue
+            }
+            var start = at
+            while start > index && text[start - 1] != 0x0a { start -= 1 }
+            var end = at + needle.count
+            while end < text.count && text[end] != 0x0a { end += 1 }
+            lines.append(Substring(String(decoding: UnsafeBufferPointer(rebasing: text[start..<end]), as: UTF8.self)))
+            index = end + 1
+        }
+        return lines
     }
 
     /// The innermost id on the `NSpid:` line of /proc/PID/task/TID/status: the

@@ -37,6 +37,11 @@ public final class SpanReader {
     /// process that published no mapping yet.
     static let firstRescan: UInt64 = 2_000_000
     static let longestRescan: UInt64 = 200_000_000
+    /// After this long without a mapping a process is most likely not
+    /// instrumented: rescans slow to `settledRescan`, so that an agent watching
+    /// a whole host does not reread every process's maps five times a second.
+    static let settlingTime: UInt64 = 10_000_000_000
+    static let settledRescan: UInt64 = 2_000_000_000
 
     public init(clock: @escaping () -> UInt64 = Linux.monotonicNanos) {
         self.now = clock
@@ -262,11 +267,13 @@ public final class SpanReader {
 
     private func scan(_ process: ProcessState, pid: Int32, at time: UInt64) {
         let hadSlots = !process.mappings.isEmpty
+        if process.firstScan == 0 { process.firstScan = time }
         process.lastScan = time
         process.mappingsNeedRescan = false
         // A process that published its resource is instrumented: its slots
         // appear at the first attach, so keep looking often.
-        let longest = process.context != nil ? Self.firstRescan * 2 : Self.longestRescan
+        let longest = process.context != nil ? Self.firstRescan * 2
+            : time - process.firstScan >= Self.settlingTime ? Self.settledRescan : Self.longestRescan
         process.rescanInterval = process.rescanInterval == 0 ? Self.firstRescan : min(process.rescanInterval * 2, longest)
         process.slotOfThread = [:]
         process.noSlotUntil = [:]
@@ -378,6 +385,7 @@ struct SlotLocation {
 
 final class ProcessState {
     var mappings: [SlotsMapping] = []
+    var firstScan: UInt64 = 0
     var lastScan: UInt64 = 0
     var rescanInterval: UInt64 = 0
     var mappingsNeedRescan = false

@@ -108,6 +108,15 @@ struct ContextReaderTests {
             """
         #expect(ProcText.mappings(named: "FLARE_SLOTS", in: maps).map(\.size) == [0x84000])
         #expect(ProcText.mappings(named: "OTEL_CTX", in: maps).map(\.start) == [0x7f1000000000])
+        // Several matches, a name twice on one line, the last line without a newline.
+        let many = """
+            7f3000000000-7f3000001000 rw-p 00000000 00:00 0 /opt/FLARE_SLOTS/FLARE_SLOTS
+            7f4000000000-7f4000010000 rw-s 00000000 00:01 77 /memfd:FLARE_SLOTS (deleted)
+            7f5000000000-7f5000020000 rw-p 00000000 00:00 0 [anon:FLARE_SLOTS]
+            """
+        #expect(ProcText.mappings(named: "FLARE_SLOTS", in: many).map(\.size) == [0x10000, 0x20000])
+        #expect(ProcText.mappings(named: "OTEL_CTX", in: many).isEmpty)
+        #expect(ProcText.mappings(named: "FLARE_SLOTS", in: "").isEmpty)
         #expect(ProcText.innermostNSpid(status: "Name:\tx\nNSpid:\t4242\t17\n") == 17)
         #expect(ProcText.nspidDepth(status: "NSpid:\t4242\n") == 1)
     }
