@@ -97,7 +97,11 @@ public final class WindowUploader: Service, Sendable {
     }
 
     private func ship(to destination: UploadDestination) async {
-        let session = URLSession(configuration: .ephemeral)
+        // No response cache: Foundation's would touch ~/.cache on every upload.
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.urlCache = nil
+        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        let session = URLSession(configuration: configuration)
         var backoff = 0.5
         var seen = -1
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
