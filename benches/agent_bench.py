@@ -6,8 +6,9 @@
    workload (benches/workloads/busy.c, -O2 without frame pointers) keeps both
    CPUs loaded. Reports the agent's CPU (% of one core) and peak RSS.
 2. Slowdown: the same fixed amount of work, timed alone, with the agent
-   running, and with `perf record -a --call-graph dwarf -F 99` running, in
-   interleaved rounds; medians and the slowdown of each. For perf also its own
+   running (started, then warmed by a short run of the same workload, as on a
+   host where it has been running), and with `perf record -a --call-graph
+   dwarf -F 99` running, in interleaved rounds; medians and the slowdown of each. For perf also its own
    CPU and the bytes it writes per minute.
 
 Usage: benches/agent_bench.py [--duration 120] [--runs 5] [--flare .build/release/flare]
@@ -121,6 +122,9 @@ def main():
             for _ in range(args.runs):
                 times["alone"].append(run_workload(busy, args.procs, rounds))
                 agent = start_agent()
+                # As on a host where the agent has been running: it has met the
+                # workload's binaries once (symbols, unwind tables) before the timed run.
+                run_workload(busy, args.procs, max(1, rounds // 20))
                 time.sleep(1)
                 times["flare agent"].append(run_workload(busy, args.procs, rounds))
                 stop(agent)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -112,3 +113,7 @@ uint64_t cperf_timestamp_counter(void) {
     return 0;
 #endif
 }
+
+void cperf_limit_malloc_arenas(int count) { mallopt(M_ARENA_MAX, count); }
+
+void cperf_return_free_memory(void) { malloc_trim(0); }

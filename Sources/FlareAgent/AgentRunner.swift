@@ -23,6 +23,9 @@ public enum AgentRunner {
     }
 
     public static func run(_ configuration: AgentConfiguration, sources: Sources, logger: Logger) async throws {
+        // Resident memory is one of the agent's budgets: glibc's default of an
+        // arena per thread keeps each thread's freed memory apart.
+        Linux.limitMallocArenas(to: 2)
         var destinations: [UploadDestination] = []
         let token = try readToken(configuration.tokenFile)
         if let url = configuration.storeURL { destinations.append(UploadDestination(kind: .store, baseURL: url, token: token)) }

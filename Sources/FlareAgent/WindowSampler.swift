@@ -137,6 +137,7 @@ public final class WindowSampler: Service, @unchecked Sendable {
             logger.notice("over agent.memory_limit: caches dropped", metadata: ["resident_bytes": "\(resident)", "memory_limit": "\(configuration.memoryLimit)"])
         }
         metrics.updateSampler(retired.accumulating(profiler.statistics))
+        defer { Linux.returnFreeMemory() }
         for window in windows where window.samples > 0 {
             var labels = configuration.labels
             for (key, value) in window.resource { labels[key] = value }

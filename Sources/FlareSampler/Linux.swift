@@ -78,6 +78,17 @@ public enum Linux {
         cperf_timestamp_counter()
     }
 
+    /// For a long-running process that must stay small: fewer malloc arenas
+    /// (call before starting threads) …
+    public static func limitMallocArenas(to count: Int32) {
+        cperf_limit_malloc_arenas(count)
+    }
+
+    /// … and freed heap handed back to the kernel now and then.
+    public static func returnFreeMemory() {
+        cperf_return_free_memory()
+    }
+
     public static func wallClockNanos() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)

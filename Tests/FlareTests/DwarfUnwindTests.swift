@@ -172,17 +172,8 @@ struct DwarfSymbolizationTests {
 
     @Test func corruptCFIEndsStacksCleanly() throws {
         let binary = try TestSupport.compileC("deep_nofp.c", output: "deep_corrupt", flags: ["-O2", "-fomit-frame-pointer"])
-        // Overwrite .eh_frame with junk: the program never unwinds, so it runs; Flare must cope.
-        let sections = try TestSupport.run("/usr/bin/readelf", ["-SW", binary])
-        let row = try #require(sections.stdout.split(separator: "\n").first { $0.contains(" .eh_frame ") })
-        let fields = row.split(separator: " ", omittingEmptySubsequences: true)
-        let nameIndex = try #require(fields.firstIndex(of: ".eh_frame"))
-        let offset = try #require(UInt64(fields[nameIndex + 3], radix: 16))
-        let size = try #require(Int(fields[nameIndex + 4], radix: 16))
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: binary))
-        try handle.seek(toOffset: offset + 24)
-        handle.write(Data((0..<max(0, size - 24)).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }))
-        try handle.close()
+        // The program never unwinds, so it runs; Flare must cope.
+        try TestSupport.corruptEHFrame(of: binary)
         let flare = try TestSupport.flare(["record", "-F", "999", "--format", "folded", "-q", "--", binary, "600"])
         #expect(flare.status == 0, "\(flare.stderr)")
         let stacks = PerfScript.normalizedFolded(flare.stdout)

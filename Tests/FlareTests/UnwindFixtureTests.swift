@@ -81,16 +81,7 @@ struct UnwindFixtureTests {
     @Test func corruptCFIEndsCleanly() throws {
         let root = try Self.scratchRoot("corrupt")
         let binary = root + Self.recordedBinaries + "/recursion"
-        let sections = try TestSupport.run("/usr/bin/readelf", ["-SW", binary])
-        let row = try #require(sections.stdout.split(separator: "\n").first { $0.contains(" .eh_frame ") })
-        let fields = row.split(separator: " ", omittingEmptySubsequences: true)
-        let nameIndex = try #require(fields.firstIndex(of: ".eh_frame"))
-        let offset = try #require(UInt64(fields[nameIndex + 3], radix: 16))
-        let size = try #require(Int(fields[nameIndex + 4], radix: 16))
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: binary))
-        try handle.seek(toOffset: offset + 24)
-        handle.write(Data((0..<max(0, size - 24)).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }))
-        try handle.close()
+        try TestSupport.corruptEHFrame(of: binary)
         let stacks = try Self.replay("recursion", root: root)
         #expect(stacks.values.reduce(0, +) == (try Self.expected("recursion")).values.reduce(0, +))
         #expect(stacks.keys.allSatisfy { $0.split(separator: ";").count <= 260 })

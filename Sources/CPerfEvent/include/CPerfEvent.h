@@ -45,6 +45,12 @@ int cperf_set_output(int fd, int target_fd);
 /// The x86-64 time-stamp counter (rdtsc); 0 on other architectures.
 uint64_t cperf_timestamp_counter(void);
 
+/// Caps glibc's malloc arenas (one per thread by default, each keeping its
+/// freed memory); call before starting threads.
+void cperf_limit_malloc_arenas(int count);
+/// Gives freed heap memory back to the kernel (malloc_trim).
+void cperf_return_free_memory(void);
+
 /// data_head, read with acquire semantics: records before it are complete.
 uint64_t cperf_ring_head(const struct perf_event_mmap_page *page);
 /// data_tail, written with release semantics: we are done reading up to it.

@@ -92,6 +92,22 @@ enum TestSupport {
         throw TestFailure("perf is not installed: run scripts/test (it installs linux-perf)")
     }
 
+    /// Overwrites an ELF file's .eh_frame, past its first CIE's start, with junk.
+    static func corruptEHFrame(of binary: String) throws {
+        let sections = try run("/usr/bin/readelf", ["-SW", binary])
+        guard let row = sections.stdout.split(separator: "\n").first(where: { $0.contains(" .eh_frame ") }) else {
+            throw TestFailure("\(binary) has no .eh_frame")
+        }
+        let fields = row.split(separator: " ", omittingEmptySubsequences: true)
+        guard let nameIndex = fields.firstIndex(of: ".eh_frame"), nameIndex + 4 < fields.count,
+              let offset = UInt64(fields[nameIndex + 3], radix: 16), let size = Int(fields[nameIndex + 4], radix: 16)
+        else { throw TestFailure("unexpected readelf row: \(row)") }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: binary))
+        try handle.seek(toOffset: offset + 24)
+        handle.write(Data((0..<max(0, size - 24)).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }))
+        try handle.close()
+    }
+
     static func temporaryPath(_ name: String) -> String {
         scratch.appendingPathComponent(name).path
     }
