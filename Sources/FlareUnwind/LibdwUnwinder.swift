@@ -20,8 +20,6 @@ public final class LibdwUnwinder {
     private let locator: FileLocator
     /// Processes whose Dwfl is kept at once; each holds every module of its process open.
     private let capacity: Int
-    /// Walks taken, for statistics.
-    public private(set) var walks = 0
 
     public init(locator: FileLocator, capacity: Int = 8) {
         self.locator = locator
@@ -36,7 +34,6 @@ public final class LibdwUnwinder {
     /// when libdw cannot be set up for this process.
     func unwind(registers: [UInt64], stack: [UInt8], process: ProcessState, maxDepth: Int) -> UnwoundStack? {
         guard let handle = walker(for: process) else { return nil }
-        walks += 1
         var dwarfRegisters = Self.dwarfRegisters(registers)
         var pcs = [UInt64](repeating: 0, count: maxDepth)
         var exact = [UInt8](repeating: 0, count: maxDepth)
