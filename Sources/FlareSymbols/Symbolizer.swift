@@ -40,17 +40,21 @@ public final class Symbolizer {
     public func image(identity: String, candidates: [String]) -> ElfImage? {
         if let cached = imagesByIdentity[identity] { return cached }
         var opened: ElfImage?
+        var openedPath = ""
         var lastError = "no path to open"
         for path in candidates {
             do {
                 opened = try ElfImage(path: path)
+                openedPath = path
                 break
             } catch {
                 lastError = error.description
             }
         }
         if let image = opened {
-            image.originalPath = candidates.last
+            // Beside the file opened (a --symfs copy, a container's root), unless
+            // that is a /proc/PID/map_files alias: then beside the mapped path.
+            image.originalPath = openedPath.contains("/map_files/") ? candidates.last : openedPath
             if let id = image.buildID {
                 if let shared = imagesByBuildID[id] { opened = shared } else { imagesByBuildID[id] = image }
             }
