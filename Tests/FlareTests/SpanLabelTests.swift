@@ -120,13 +120,15 @@ struct SpanLabelTests {
         print("tid reuse, samples by function and span id prefix: \(spansByFunction)")
         let dead = spansByFunction["dead_thread_work"] ?? [:], quiet = spansByFunction["reused_quiet_work"] ?? [:]
         let newcomer = spansByFunction["reused_span_work"] ?? [:]
-        // The dead threads' spans were there to be misread: most of their own samples carry them.
-        #expect(dead["dead", default: 0] * 10 >= dead.values.reduce(0, +) * 8, "\(dead)")
+        // The dead threads' spans were there to be misread: hundreds of their own samples carry them.
+        // (Counts, not shares: how many samples are read before a slot is released depends on
+        // the machine's load; shares under load live in benches/attribution.py.)
+        #expect(dead["dead", default: 0] >= 500, "\(dead)")
         #expect(quiet.values.reduce(0, +) > 200 && newcomer.values.reduce(0, +) > 200, "\(spansByFunction)")
         #expect(quiet.keys.allSatisfy { $0 == "none" }, "a quiet newcomer carried a span: \(quiet)")
         #expect(newcomer.keys.allSatisfy { $0 != "dead" }, "a newcomer carried the dead thread's span: \(newcomer)")
         // A newcomer's own span is found until it exits and frees its slot; samples read later go unlabelled.
-        #expect(newcomer["beef", default: 0] * 2 >= newcomer.values.reduce(0, +), "\(newcomer)")
+        #expect(newcomer["beef", default: 0] >= 200, "\(newcomer)")
     }
 
     /// Garbage, a wrong version or a layout larger than the mapping: skipped with a warning, no crash.
