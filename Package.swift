@@ -40,7 +40,7 @@ let package = Package(
         // Which process maps which file where: MMAP2/COMM/FORK/EXIT and /proc seeding.
         .target(name: "FlareProcesses", dependencies: ["FlareSampler"]),
         // Turning a sample into a list of frames.
-        .target(name: "FlareUnwind", dependencies: ["CElfutils", "CDwflUnwind", "FlareSampler", "FlareProcesses"]),
+        .target(name: "FlareUnwind", dependencies: ["CElfutils", "CDwflUnwind", "FlareSampler", "FlareProcesses", "FlareSymbols"]),
         // Frames to names: ELF symbols, kallsyms, demangling.
         .target(name: "FlareSymbols", dependencies: ["CElfutils", "CDemangle"]),
         // The context ABI's writer for Swift: publish the resource, attach and detach spans.

@@ -1,12 +1,13 @@
 import FlareProcesses
 
-/// Compiled unwind tables by file identity, so a library mapped by many
-/// processes is compiled once.
+/// Unwind tables by file identity, so a library mapped by many processes is
+/// compiled once.
 public final class UnwindTableCache {
     private var tables: [String: UnwindTable?] = [:]
     /// Files whose CFI could not be read, and why.
     public private(set) var failures: [String: String] = [:]
-    public private(set) var memoryBytes = 0
+    /// Bytes the tables hold; grows as functions are compiled.
+    public var memoryBytes: Int { tables.values.reduce(0) { $0 + ($1?.memoryBytes ?? 0) } }
 
     public let locator: FileLocator
 
@@ -19,18 +20,20 @@ public final class UnwindTableCache {
         if mapping.isFileBacked {
             for path in locator.candidates(for: mapping, pid: pid) {
                 do {
-                    compiled = try UnwindTableCompiler.compile(path: path)
+                    compiled = try UnwindTableCompiler.open(path: path)
                     break
                 } catch {
                     failures[mapping.filePath] = error.description
                 }
             }
         }
-        if let compiled {
-            failures[mapping.filePath] = nil
-            memoryBytes += compiled.memoryBytes
-        }
+        if compiled != nil { failures[mapping.filePath] = nil }
         tables[identity] = compiled
         return compiled
+    }
+
+    /// Drops the resident pages of the files the tables read (between windows).
+    public func releasePages() {
+        for case let table? in tables.values { table.releasePages() }
     }
 }

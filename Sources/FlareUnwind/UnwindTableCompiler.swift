@@ -1,10 +1,10 @@
 import CElfutils
+import FlareSymbols
 import Glibc
 
 /// Builds an `UnwindTable` from an ELF file's `.eh_frame`, read with libdw's
-/// CFI API: for each FDE (found through `.eh_frame_hdr`'s sorted table) it
-/// asks libdw for the frame state row by row and keeps what the compact form
-/// can say.
+/// CFI API: for an FDE (found through `.eh_frame_hdr`'s sorted table) it asks
+/// libdw for the frame state row by row and keeps what the compact form can say.
 public enum UnwindTableCompiler {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
@@ -19,61 +19,74 @@ public enum UnwindTableCompiler {
     static let opBregx: UInt8 = 0x92
     static let opPlusUconst: UInt8 = 0x23
 
-    private static let libelfReady: Bool = elf_version(UInt32(EV_CURRENT)) != UInt32(EV_NONE)
-
+    /// The table of the ELF file at `path`, every function compiled now.
     public static func compile(path: String) throws(Failure) -> UnwindTable {
-        guard libelfReady else { throw Failure(description: "libelf version mismatch") }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw Failure(description: "\(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil), elf_kind(elf) == ELF_K_ELF else {
-            throw Failure(description: "\(path): not an ELF file")
-        }
-        defer { elf_end(elf) }
+        let table = try open(path: path)
+        table.compileAll()
+        return table
+    }
 
-        let segments = loadSegments(elf)
-        let fdeStarts = ehFrameHeaderTable(elf)
-        guard !fdeStarts.isEmpty, let cfi = dwarf_getcfi_elf(elf) else {
-            return UnwindTable(addresses: [], rows: [], segments: segments)
+    /// The table of the ELF file at `path`, its functions compiled on first use.
+    public static func open(path: String) throws(Failure) -> UnwindTable {
+        let file: MappedElf
+        do { file = try MappedElf(path: path) } catch { throw Failure(description: error.description) }
+        let segments = loadSegments(file.elf)
+        let fdeStarts = ehFrameHeaderTable(file.elf)
+        guard !fdeStarts.isEmpty, let cfi = dwarf_getcfi_elf(file.elf) else {
+            return UnwindTable(fdeStarts: [], segments: segments, compiler: nil)
         }
-        defer { dwarf_cfi_end(cfi) }
+        return UnwindTable(fdeStarts: fdeStarts, segments: segments, compiler: FunctionCompiler(file: file, cfi: cfi))
+    }
 
-        var addresses: [UInt64] = []
-        var rows: [UnwindTable.Row] = []
-        addresses.reserveCapacity(fdeStarts.count * 4)
-        rows.reserveCapacity(fdeStarts.count * 4)
-        for (index, fdeStart) in fdeStarts.enumerated() {
-            let nextFDE = index + 1 < fdeStarts.count ? fdeStarts[index + 1] : UInt64.max
-            var address = fdeStart
-            var lastEnd = fdeStart
+    /// One file's open CFI, from which functions are compiled one at a time.
+    final class FunctionCompiler {
+        private let file: MappedElf
+        private let cfi: OpaquePointer
+
+        init(file: MappedElf, cfi: OpaquePointer) {
+            self.file = file
+            self.cfi = cfi
+        }
+
+        deinit { dwarf_cfi_end(cfi) }
+
+        func releasePages() { file.releasePages() }
+
+        /// The rows of the function that starts at `start` and ends at the
+        /// next FDE's start `end`: (first address, row), ascending, ending in a
+        /// `.none` row where the FDE stops short of `end`.
+        func rows(from start: UInt64, to end: UInt64) -> [(UInt64, UnwindTable.Row)] {
+            var compiled: [(UInt64, UnwindTable.Row)] = []
+            var address = start
+            var lastEnd = start
             // Bounded: an FDE has at most a few hundred rows; hostile CFI must not loop us.
             for _ in 0..<4096 {
                 var frame: OpaquePointer?
                 guard dwarf_cfi_addrframe(cfi, address, &frame) == 0, let frame else { break }
-                var start: Dwarf_Addr = 0
-                var end: Dwarf_Addr = 0
+                var rowStart: Dwarf_Addr = 0
+                var rowEnd: Dwarf_Addr = 0
                 var signal = false
-                let raRegister = dwarf_frame_info(frame, &start, &end, &signal)
-                let row = compileRow(frame, signal: signal, raRegister: raRegister)
+                let raRegister = dwarf_frame_info(frame, &rowStart, &rowEnd, &signal)
+                let row = UnwindTableCompiler.compileRow(frame, signal: signal, raRegister: raRegister)
                 free(UnsafeMutableRawPointer(frame))
-                guard end > address else { break }
-                if addresses.last == start { rows[rows.count - 1] = row } else if rows.last != row || addresses.isEmpty {
-                    addresses.append(max(start, address))
-                    rows.append(row)
+                guard rowEnd > address else { break }
+                if compiled.last?.0 == rowStart {
+                    compiled[compiled.count - 1].1 = row
+                } else if compiled.last?.1 != row {
+                    compiled.append((max(rowStart, address), row))
                 }
-                lastEnd = end
-                address = end
-                if address >= nextFDE { break }
+                lastEnd = rowEnd
+                address = rowEnd
+                if address >= end { break }
             }
-            if lastEnd < nextFDE && rows.last?.kind != UnwindTable.Kind.none {
-                addresses.append(lastEnd)
-                rows.append(.none)
+            if lastEnd < end && compiled.last?.1.kind != UnwindTable.Kind.none {
+                compiled.append((lastEnd, .none))
             }
+            return compiled
         }
-        return UnwindTable(addresses: addresses, rows: rows, segments: segments)
     }
 
-    private static func compileRow(_ frame: OpaquePointer, signal: Bool, raRegister: Int32) -> UnwindTable.Row {
+    static func compileRow(_ frame: OpaquePointer, signal: Bool, raRegister: Int32) -> UnwindTable.Row {
         var row = UnwindTable.Row(kind: .unsupported, cfaOffset: 0, raOffset: 0, bpOffset: UnwindTable.Row.unchangedBP)
         guard !signal, raRegister == dwarfRA else { return row }
         var ops: UnsafeMutablePointer<Dwarf_Op>?

@@ -27,6 +27,7 @@ struct UnwindTableCommand: ParsableCommand {
         for kind in table.rowKinds { kinds[String(describing: kind), default: 0] += 1 }
         StandardStream.out.write("""
             file: \(file)
+            functions: \(table.functionCount)
             rows: \(table.rowCount)
             bytes: \(table.memoryBytes)
             compile_ms: \(millis)
