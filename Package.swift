@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // The agent's configuration file.
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // Uploads and store queries: HTTP(S) on NIO, without Foundation's URLSession and libcurl.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C at the edges: what Swift cannot call directly.
@@ -90,6 +92,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .executableTarget(
@@ -97,6 +100,7 @@ let package = Package(
             dependencies: [
                 "FlareRecorder", "FlareProfile", "FlareFlameGraph", "FlareStore", "FlareAgent", "FlareViewer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // Ground-truth workload for the span-label tests: Swift threads and tasks publishing spans.

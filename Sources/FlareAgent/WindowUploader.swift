@@ -1,8 +1,7 @@
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Logging
+import NIOCore
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 
@@ -16,7 +15,7 @@ public struct UploadDestination: Sendable {
     /// The spool directory name of this destination.
     public var name: String { kind.rawValue }
 
-    func request(for window: SpooledWindow, timeout: Double) -> URLRequest? {
+    func request(for window: SpooledWindow) -> HTTPClientRequest? {
         let m = window.metadata
         var components = URLComponents(string: baseURL)
         switch kind {
@@ -44,11 +43,11 @@ public struct UploadDestination: Sendable {
         let query = components?.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")
         components?.percentEncodedQuery = query
         guard let url = components?.url else { return nil }
-        var request = URLRequest(url: url, timeoutInterval: timeout)
-        request.httpMethod = "POST"
-        request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
-        if let token { request.setValue("Bearer " + token, forHTTPHeaderField: "Authorization") }
-        request.httpBody = Data(window.payload)
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer " + token) }
+        request.body = .bytes(ByteBuffer(bytes: window.payload))
         return request
     }
 
@@ -97,11 +96,7 @@ public final class WindowUploader: Service, Sendable {
     }
 
     private func ship(to destination: UploadDestination) async {
-        // No response cache: Foundation's would touch ~/.cache on every upload.
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.urlCache = nil
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        let session = URLSession(configuration: configuration)
+        let session = HTTPClient.shared
         var backoff = 0.5
         var seen = -1
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -133,18 +128,20 @@ public final class WindowUploader: Service, Sendable {
 
     private enum PassResult { case drained, failing }
 
-    private func uploadPending(to destination: UploadDestination, session: URLSession, deadline: Date?) async -> PassResult {
+    private func uploadPending(to destination: UploadDestination, session: HTTPClient, deadline: Date?) async -> PassResult {
         while true {
             if let deadline, Date() >= deadline { return .failing }
             guard let window = spool.oldest(for: destination.name, warn: { logger.warning("\($0)") }) else { return .drained }
-            guard var request = destination.request(for: window, timeout: timeout) else {
+            guard let request = destination.request(for: window) else {
                 spool.setAside(window.path, reason: "cannot build an upload URL from \(destination.baseURL)", warn: { logger.warning("\($0)") })
                 continue
             }
-            if let deadline { request.timeoutInterval = max(0.2, min(timeout, deadline.timeIntervalSinceNow)) }
+            let seconds = deadline.map { max(0.2, min(timeout, $0.timeIntervalSinceNow)) } ?? timeout
             do {
-                let (body, response) = try await session.data(for: request)
-                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                let response = try await session.execute(request, timeout: .milliseconds(Int64(seconds * 1000)))
+                let status = Int(response.status.code)
+                // Only the start of an answer is shown; a store's answers are short.
+                let body = Array(buffer: (try? await response.body.collect(upTo: 64 << 10)) ?? ByteBuffer())
                 switch status {
                 case 200..<300:
                     spool.remove(window)
@@ -167,7 +164,7 @@ public final class WindowUploader: Service, Sendable {
                 }
             } catch {
                 metrics.add(\.uploadErrors, 1)
-                logger.warning("upload failed, will retry", metadata: ["destination": "\(destination.baseURL)", "error": "\(error.localizedDescription)"])
+                logger.warning("upload failed, will retry", metadata: ["destination": "\(destination.baseURL)", "error": "\(error)"])
                 return .failing
             }
         }

@@ -206,6 +206,7 @@ public final class ContinuousProfiler {
         pipeline.startWindow()
         forgetExitedProcesses()
         trimCaches()
+        unwindTables.releasePages()
         return windows
     }
 

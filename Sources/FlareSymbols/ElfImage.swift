@@ -26,7 +26,8 @@ public final class ElfImage: @unchecked Sendable {
     /// Where the symbols came from, when not from this file (separate debug info).
     public private(set) var symbolSource: String?
     /// The open file: the same inode whatever happens to the path.
-    private let fd: Int32
+    private let file: OpenFile
+    private var fd: Int32 { file.fd }
     private var loaded: (symbols: SymbolTable, hasSymtab: Bool)?
 
     public struct OpenError: Error, CustomStringConvertible {
@@ -49,7 +50,7 @@ public final class ElfImage: @unchecked Sendable {
             throw OpenError(description: "\(path): not an ELF file")
         }
         self.path = path
-        self.fd = fd
+        self.file = OpenFile(fd: fd)
 
         var idPointer: UnsafeRawPointer?
         let idLength = dwelf_elf_gnu_build_id(elf, &idPointer)
@@ -73,8 +74,6 @@ public final class ElfImage: @unchecked Sendable {
         debugLink = Self.debugLink(elf).flatMap { $0.isEmpty || $0.contains("/") ? nil : $0 }
     }
 
-    deinit { close(fd) }
-
     /// A path that opens this very file while the image lives.
     public var openPath: String { "/proc/self/fd/\(fd)" }
 
@@ -87,7 +86,7 @@ public final class ElfImage: @unchecked Sendable {
 
     private func loadedSymbols() -> (symbols: SymbolTable, hasSymtab: Bool) {
         if let loaded { return loaded }
-        let read = Self.readSymbols(fd: fd)
+        let read = Self.readSymbols(file)
         loaded = read
         return read
     }
@@ -109,12 +108,16 @@ public final class ElfImage: @unchecked Sendable {
         return nil
     }
 
-    /// Function symbols of `.symtab` and `.dynsym`.
-    private static func readSymbols(fd: Int32) -> (symbols: SymbolTable, hasSymtab: Bool) {
-        var collected = SymbolTable.Builder()
-        var sawSymtab = false
-        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else { return (SymbolTable(collected), false) }
+    /// Function symbols of `.symtab` and `.dynsym`, their names left in the
+    /// file when its string tables can be read in place.
+    private static func readSymbols(_ file: OpenFile) -> (symbols: SymbolTable, hasSymtab: Bool) {
+        guard let elf = elf_begin(file.fd, ELF_C_READ_MMAP, nil) else { return (SymbolTable(SymbolTable.Builder()), false) }
         defer { elf_end(elf) }
+        var info = stat()
+        let small = fstat(file.fd, &info) == 0 && info.st_size < off_t(UInt32.max)
+        let inPlace = small && stringTablesReadInPlace(elf)
+        var collected = inPlace ? SymbolTable.Builder(namesIn: file) : SymbolTable.Builder()
+        var sawSymtab = false
         var section = elf_nextscn(elf, nil)
         while let scn = section {
             defer { section = elf_nextscn(elf, scn) }
@@ -123,6 +126,8 @@ public final class ElfImage: @unchecked Sendable {
                   header.sh_type == UInt32(SHT_SYMTAB) || header.sh_type == UInt32(SHT_DYNSYM),
                   header.sh_entsize > 0, let data = elf_getdata(scn, nil) else { continue }
             if header.sh_type == UInt32(SHT_SYMTAB) { sawSymtab = true }
+            var strings = GElf_Shdr()
+            let stringsOffset = inPlace && gelf_getshdr(elf_getscn(elf, Int(header.sh_link)), &strings) != nil ? strings.sh_offset : nil
             let symbolCount = Int(header.sh_size / header.sh_entsize)
             for index in 0..<symbolCount {
                 var symbol = GElf_Sym()
@@ -130,11 +135,32 @@ public final class ElfImage: @unchecked Sendable {
                 let type = Int32(symbol.st_info & 0xf)
                 guard type == STT_FUNC || type == STT_GNU_IFUNC, symbol.st_shndx != UInt16(SHN_UNDEF), symbol.st_value != 0,
                       let name = elf_strptr(elf, Int(header.sh_link), Int(symbol.st_name)) else { continue }
-                collected.add(start: symbol.st_value, size: symbol.st_size, name: UnsafeRawBufferPointer(start: name, count: strlen(name)),
-                              binding: Self.binding(symbol.st_info >> 4))
+                let bytes = UnsafeRawBufferPointer(start: name, count: strlen(name))
+                if let stringsOffset {
+                    collected.add(start: symbol.st_value, size: symbol.st_size, name: bytes, fileOffset: UInt32(stringsOffset + UInt64(symbol.st_name)),
+                                  binding: Self.binding(symbol.st_info >> 4))
+                } else if !inPlace {
+                    collected.add(start: symbol.st_value, size: symbol.st_size, name: bytes, binding: Self.binding(symbol.st_info >> 4))
+                }
             }
         }
         return (SymbolTable(collected), sawSymtab)
+    }
+
+    /// Whether every symbol table's string table is stored plainly in the
+    /// file (not compressed), so names can be read from it by offset.
+    private static func stringTablesReadInPlace(_ elf: OpaquePointer) -> Bool {
+        var section = elf_nextscn(elf, nil)
+        while let scn = section {
+            defer { section = elf_nextscn(elf, scn) }
+            var header = GElf_Shdr()
+            guard gelf_getshdr(scn, &header) != nil, header.sh_type == UInt32(SHT_SYMTAB) || header.sh_type == UInt32(SHT_DYNSYM) else { continue }
+            var strings = GElf_Shdr()
+            guard let stringsSection = elf_getscn(elf, Int(header.sh_link)), gelf_getshdr(stringsSection, &strings) != nil,
+                  strings.sh_type == UInt32(SHT_STRTAB), strings.sh_flags & UInt64(SHF_COMPRESSED) == 0,
+                  strings.sh_offset + strings.sh_size < UInt64(UInt32.max) else { return false }
+        }
+        return true
     }
 
     /// Takes the symbols of this file's separate debug file (same link-time

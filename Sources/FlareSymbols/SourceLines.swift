@@ -18,8 +18,7 @@ public struct SourceFrame: Sendable, Equatable {
 /// with libdw: the source line of an address and the chain of inlined calls
 /// that contains it.
 final class SourceLines {
-    private let fd: Int32
-    private let elf: OpaquePointer
+    private let file: MappedElf
     private let dwarf: OpaquePointer
 
     static let tagSubprogram: Int32 = 0x2e
@@ -31,20 +30,12 @@ final class SourceLines {
 
     /// Opens `path` if it carries DWARF debug info; nil otherwise.
     init?(path: String) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else { close(fd); return nil }
-        guard let dwarf = dwarf_begin_elf(elf, DWARF_C_READ, nil) else { elf_end(elf); close(fd); return nil }
-        self.fd = fd
-        self.elf = elf
+        guard let file = try? MappedElf(path: path), let dwarf = dwarf_begin_elf(file.elf, DWARF_C_READ, nil) else { return nil }
+        self.file = file
         self.dwarf = dwarf
     }
 
-    deinit {
-        dwarf_end(dwarf)
-        elf_end(elf)
-        close(fd)
-    }
+    deinit { dwarf_end(dwarf) }
 
     /// The frames at link-time address `address`, innermost (inlined) first,
     /// the physical function last; nil if no compilation unit covers it.

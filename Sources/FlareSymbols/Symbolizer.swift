@@ -27,13 +27,13 @@ public final class Symbolizer {
     /// The parsed ELF for a mapping, trying each candidate path in turn (a
     /// deleted file is still reachable through /proc/PID/map_files while the
     /// process lives; a container's files through /proc/PID/root).
-    /// An estimate of the memory the caches hold: symbol tables, plus a flat
-    /// allowance per file whose DWARF libdw has open (its line tables and
-    /// scopes live inside libdw, where they cannot be counted).
+    /// An estimate of the memory the caches hold: symbol tables, frames
+    /// found, plus a flat allowance per file whose DWARF libdw has open (its
+    /// line tables and scopes live inside libdw, where they cannot be counted).
     public var memoryBytes: Int {
         imagesByBuildID.values.reduce(0) { $0 + $1.memoryBytes }
             + imagesByIdentity.values.reduce(0) { $0 + (($1?.buildID == nil ? $1?.memoryBytes : 0) ?? 0) }
-            + sourceLines.values.reduce(0) { $0 + ($1 == nil ? 0 : 1 << 20) }
+            + sourceLines.values.reduce(0) { $0 + ($1 == nil ? 0 : 1 << 20) } + knownFramesBytes
             + demangled.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 32 }
     }
 
@@ -69,8 +69,40 @@ public final class Symbolizer {
     /// The frames at a file offset of `image`, innermost inlined call first:
     /// DWARF names, files and lines where debug info exists (in the file or a
     /// separate debug file), with the physical function named by its ELF
-    /// symbol, as perf names it; nil if nothing names the address.
+    /// symbol, as perf names it; nil if nothing names the address. Answers
+    /// are kept, so a file's DWARF can be closed once its addresses are known.
     public func frames(in image: ElfImage, fileOffset: UInt64) -> [SourceFrame]? {
+        let key = FrameAddress(image: ObjectIdentifier(image), fileOffset: fileOffset)
+        if let known = knownFrames[key] { return known }
+        let found = lookUpFrames(in: image, fileOffset: fileOffset)
+        knownFrames[key] = found
+        knownFramesBytes += 48 + (found?.reduce(0) { $0 + 48 + $1.function.utf8.count + $1.file.utf8.count } ?? 0)
+        return found
+    }
+
+    private struct FrameAddress: Hashable {
+        let image: ObjectIdentifier
+        let fileOffset: UInt64
+    }
+    private var knownFrames: [FrameAddress: [SourceFrame]?] = [:]
+    private var knownFramesBytes = 0
+
+    /// Finds the frames of many addresses one file at a time, closing each
+    /// file's DWARF before the next is opened: libdw's state for one file
+    /// (decompressed sections, parsed line tables of whole-module compilation
+    /// units) can be tens of megabytes, and only one is held at once.
+    public func resolve(_ addresses: [(image: ElfImage, fileOffset: UInt64)]) {
+        var byImage: [ObjectIdentifier: (image: ElfImage, offsets: [UInt64])] = [:]
+        for (image, offset) in addresses where knownFrames[FrameAddress(image: ObjectIdentifier(image), fileOffset: offset)] == nil {
+            byImage[ObjectIdentifier(image), default: (image, [])].offsets.append(offset)
+        }
+        for (key, entry) in byImage {
+            for offset in entry.offsets.sorted() { _ = frames(in: entry.image, fileOffset: offset) }
+            if case .some(.some) = sourceLines[key] { sourceLines[key] = nil }
+        }
+    }
+
+    private func lookUpFrames(in image: ElfImage, fileOffset: UInt64) -> [SourceFrame]? {
         let symbol = function(in: image, fileOffset: fileOffset)
         guard let lines = debugInfo(for: image), var frames = lines.frames(at: image.virtualAddress(fileOffset: fileOffset)) else {
             return symbol.map { [SourceFrame(function: $0, file: "", line: 0)] }

@@ -1,9 +1,7 @@
-import Dispatch
+import AsyncHTTPClient
 import FlareFlameGraph
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
 
 /// A few GET requests to a `flare store`'s query API, blocking, with the
 /// query bearer token. Errors are `InputError`s that say what to do.
@@ -28,22 +26,17 @@ struct StoreClient {
         components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) }
         // '+' in a query value would read as a space.
         components.percentEncodedQuery = components.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")
-        var request = URLRequest(url: components.url!)
-        request.timeoutInterval = timeoutSeconds
-        if let token { request.setValue("Bearer " + token, forHTTPHeaderField: "Authorization") }
-        let box = ResultBox()
-        let done = DispatchSemaphore(value: 0)
-        let task = URLSession.shared.dataTask(with: request) { data, response, error in
-            box.set(data: data, status: (response as? HTTPURLResponse)?.statusCode, error: error)
-            done.signal()
+        let request: HTTPClient.Request
+        let response: HTTPClient.Response
+        do {
+            request = try HTTPClient.Request(url: components.url!.absoluteString, method: .GET,
+                                             headers: token.map { ["Authorization": "Bearer " + $0] } ?? [:])
+            response = try HTTPClient.shared.execute(request: request, deadline: .now() + .milliseconds(Int64(timeoutSeconds * 1000))).wait()
+        } catch {
+            throw InputError(description: "cannot reach the store at \(baseURL): \(error); is `flare store` running there? (--store)")
         }
-        task.resume()
-        done.wait()
-        let (data, status, error) = box.get()
-        if let error {
-            throw InputError(description: "cannot reach the store at \(baseURL): \(error.localizedDescription); is `flare store` running there? (--store)")
-        }
-        let body = data ?? Data()
+        let body = Data(response.body.map { Array(buffer: $0) } ?? [])
+        let status: Int? = Int(response.status.code)
         switch status {
         case 200?: return body
         case 401?:
@@ -61,21 +54,5 @@ struct StoreClient {
             throw InputError(description: "the store's answer to GET \(path) is not a JSON object: is \(baseURL) a flare store?")
         }
         return object
-    }
-}
-
-/// Carries a URLSession answer from its callback to the waiting thread.
-private final class ResultBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data: Data?
-    private var status: Int?
-    private var error: (any Error)?
-    func set(data: Data?, status: Int?, error: (any Error)?) {
-        lock.lock(); defer { lock.unlock() }
-        self.data = data; self.status = status; self.error = error
-    }
-    func get() -> (Data?, Int?, (any Error)?) {
-        lock.lock(); defer { lock.unlock() }
-        return (data, status, error)
     }
 }
