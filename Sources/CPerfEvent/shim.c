@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -117,3 +119,35 @@ uint64_t cperf_timestamp_counter(void) {
 void cperf_limit_malloc_arenas(int count) { mallopt(M_ARENA_MAX, count); }
 
 void cperf_return_free_memory(void) { malloc_trim(0); }
+
+unsigned long cperf_release_code_pages(void) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return 0;
+    exe[n] = 0;
+    FILE *smaps = fopen("/proc/self/smaps", "re");
+    if (!smaps) return 0;
+    char line[4352];
+    unsigned long start = 0, end = 0, released = 0;
+    int candidate = 0;
+    while (fgets(line, sizeof line, smaps)) {
+        unsigned long s, e, offset, inode;
+        char perms[8], dev[16], path[4096];
+        path[0] = 0;
+        if (sscanf(line, "%lx-%lx %7s %lx %15s %lu %4095[^\n]", &s, &e, perms, &offset, dev, &inode, path) >= 6) {
+            start = s;
+            end = e;
+            /* r-xp only: read-only, executable, private; the loader never writes code of a PIE. */
+            candidate = strcmp(perms, "r-xp") == 0 && strcmp(path, exe) == 0;
+            continue;
+        }
+        unsigned long anonymous;
+        /* Pages copied on write (a debugger's breakpoint, a uprobe) must stay. */
+        if (candidate && sscanf(line, "Anonymous: %lu kB", &anonymous) == 1) {
+            if (anonymous == 0 && madvise((void *)start, end - start, MADV_DONTNEED) == 0) released += end - start;
+            candidate = 0;
+        }
+    }
+    fclose(smaps);
+    return released;
+}

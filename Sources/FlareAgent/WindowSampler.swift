@@ -76,6 +76,8 @@ public final class WindowSampler: Service, @unchecked Sendable {
         var windowEnd = Self.nextBoundary(after: windowStart, seconds: configuration.windowSeconds)
         logger.info("sampling", metadata: ["frequency": "\(configuration.frequency)", "call_graph": "\(configuration.callGraph.rawValue)",
                                            "window": "\(configuration.windowSeconds)s", "host": "\(configuration.hostName)"])
+        // What start-up ran (option parsing, configuration, servers) is not run again.
+        Linux.releaseCodePages()
         while !shared.withLockedValue({ $0.stop }) {
             var fds = profiler.pollDescriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             // Span rings reach back only a few transitions: with publishers
@@ -137,7 +139,10 @@ public final class WindowSampler: Service, @unchecked Sendable {
             logger.notice("over agent.memory_limit: caches dropped", metadata: ["resident_bytes": "\(resident)", "memory_limit": "\(configuration.memoryLimit)"])
         }
         metrics.updateSampler(retired.accumulating(profiler.statistics))
-        defer { Linux.returnFreeMemory() }
+        defer {
+            Linux.returnFreeMemory()
+            Linux.releaseCodePages()
+        }
         for window in windows where window.samples > 0 {
             var labels = configuration.labels
             for (key, value) in window.resource { labels[key] = value }

@@ -50,6 +50,10 @@ uint64_t cperf_timestamp_counter(void);
 void cperf_limit_malloc_arenas(int count);
 /// Gives freed heap memory back to the kernel (malloc_trim).
 void cperf_return_free_memory(void);
+/// Drops the resident pages of this program's own executable code mappings
+/// (never written, so nothing is lost: they fault back in from the page
+/// cache); returns the bytes released.
+unsigned long cperf_release_code_pages(void);
 
 /// data_head, read with acquire semantics: records before it are complete.
 uint64_t cperf_ring_head(const struct perf_event_mmap_page *page);
