@@ -28,6 +28,7 @@ public struct AgentConfiguration: Sendable {
     public var hostName = AgentConfiguration.systemHostName
     public var metricsAddress: String? = "127.0.0.1:4101"
     public var cacheBytes = 32 << 20
+    public var debugInfoMaxBytes = 8 << 20
     public var memoryLimit = 128 << 20
     public var labels: [String: String] = [:]
     public var logLevel = "info"
@@ -53,7 +54,7 @@ public struct AgentConfiguration: Sendable {
 
     /// The sampling settings: changing them needs a new perf session.
     public var samplingKey: String {
-        "\(frequency)/\(callGraph.rawValue)/\(stackBytes)/\(spanLabels)/\(cacheBytes)"
+        "\(frequency)/\(callGraph.rawValue)/\(stackBytes)/\(spanLabels)/\(cacheBytes)/\(debugInfoMaxBytes)"
     }
 }
 

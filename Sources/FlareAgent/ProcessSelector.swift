@@ -48,6 +48,7 @@ extension AgentConfiguration {
         options.stackBytes = stackBytes
         options.spanLabels = spanLabels
         options.cacheBytes = cacheBytes
+        options.maxDebugInfoBytes = debugInfoMaxBytes
         options.includes = processSelector.predicate
         return options
     }

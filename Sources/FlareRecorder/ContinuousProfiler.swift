@@ -18,6 +18,11 @@ public struct ContinuousOptions: Sendable {
     /// Memory the symbol and unwind caches may hold before the least recently
     /// used files are dropped.
     public var cacheBytes = 32 << 20
+    /// The largest DWARF read for source lines and inlined calls (see
+    /// `Symbolizer`). libdw holds two to three times a file's DWARF while it
+    /// is open (libc's 10 MB of debug sections cost the agent 27 MB): 8 MiB
+    /// keeps the agent within 64 MiB on a host whose libc has debug info.
+    public var maxDebugInfoBytes = 8 << 20
 
     public init() {}
 }
@@ -104,7 +109,7 @@ public final class ContinuousProfiler {
         self.options = options
         session = try SamplingSession(target: .system, options: SamplingOptions(
             frequency: options.frequency, userStackBytes: options.callGraph == .dwarf ? options.stackBytes : 0))
-        symbolizer = Symbolizer(expandInlines: options.inlineFrames)
+        symbolizer = Symbolizer(expandInlines: options.inlineFrames, maxDebugInfoBytes: options.maxDebugInfoBytes)
         unwindTables = UnwindTableCache()
         pipeline = SamplePipeline(unwinder: Self.unwinder(options, unwindTables), symbolizer: symbolizer)
         if options.spanLabels { pipeline.spans = SpanLabeler() }
@@ -206,6 +211,7 @@ public final class ContinuousProfiler {
         pipeline.startWindow()
         forgetExitedProcesses()
         trimCaches()
+        symbolizer.releasePages()
         unwindTables.releasePages()
         return windows
     }
@@ -273,7 +279,7 @@ public final class ContinuousProfiler {
     private func trimCaches(force: Bool = false) {
         guard force || cacheBytes > options.cacheBytes else { return }
         totals.cacheEvictions += 1
-        symbolizer = Symbolizer(expandInlines: options.inlineFrames)
+        symbolizer = Symbolizer(expandInlines: options.inlineFrames, maxDebugInfoBytes: options.maxDebugInfoBytes)
         unwindTables = UnwindTableCache()
         pipeline.replaceCaches(unwinder: Self.unwinder(options, unwindTables), symbolizer: symbolizer)
     }

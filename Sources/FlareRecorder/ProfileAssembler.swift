@@ -21,7 +21,6 @@ struct ProfileAssembler {
                       extraLabels: (StackAggregator.Key) -> [(String, String)] = { _ in [] }) {
         // Sorted so that the same input always yields the same file.
         let keys = aggregator.stacks.keys.filter { pids?.contains($0.pid) ?? true }.sorted { ($0.pid, $0.tid, $0.frames.count) < ($1.pid, $1.tid, $1.frames.count) }
-        resolveFrames(of: keys)
         for key in keys {
             let value = aggregator.stacks[key]!
             let locations = key.frames.map { location(for: $0) }
@@ -33,19 +32,6 @@ struct ProfileAssembler {
             for (name, value) in extraLabels(key) { labels.append(builder.label(name, value)) }
             builder.addSample(locationIDs: locations, values: [value.count, value.nanoseconds], labels: labels)
         }
-    }
-
-    /// Symbolizes the new frames of ELF modules file by file before the
-    /// profile is built (see `Symbolizer.resolve`).
-    private func resolveFrames(of keys: [StackAggregator.Key]) {
-        var addresses: [(image: ElfImage, fileOffset: UInt64)] = []
-        var seen: Set<FrameKey> = []
-        for key in keys {
-            for frame in key.frames where locationIDs[frame] == nil && seen.insert(frame).inserted {
-                if case .elf(let image?) = registry.modules[Int(frame.module)].kind { addresses.append((image, frame.address)) }
-            }
-        }
-        symbolizer.resolve(addresses)
     }
 
     private mutating func location(for frame: FrameKey) -> UInt64 {

@@ -108,14 +108,15 @@ public final class ElfImage: @unchecked Sendable {
         return nil
     }
 
-    /// Function symbols of `.symtab` and `.dynsym`, their names left in the
-    /// file when its string tables can be read in place.
+    /// Function symbols of `.symtab` and `.dynsym`. In a 64-bit little-endian
+    /// file (every x86-64 one) the tables are read in chunks and names left in
+    /// the file, so that neither the symbol table nor the string table becomes
+    /// resident: a large binary has megabytes of each.
     private static func readSymbols(_ file: OpenFile) -> (symbols: SymbolTable, hasSymtab: Bool) {
         guard let elf = elf_begin(file.fd, ELF_C_READ_MMAP, nil) else { return (SymbolTable(SymbolTable.Builder()), false) }
         defer { elf_end(elf) }
         var info = stat()
-        let small = fstat(file.fd, &info) == 0 && info.st_size < off_t(UInt32.max)
-        let inPlace = small && stringTablesReadInPlace(elf)
+        let inPlace = fstat(file.fd, &info) == 0 && info.st_size < off_t(UInt32.max) && isNative64(elf)
         var collected = inPlace ? SymbolTable.Builder(namesIn: file) : SymbolTable.Builder()
         var sawSymtab = false
         var section = elf_nextscn(elf, nil)
@@ -123,44 +124,76 @@ public final class ElfImage: @unchecked Sendable {
             defer { section = elf_nextscn(elf, scn) }
             var header = GElf_Shdr()
             guard gelf_getshdr(scn, &header) != nil,
-                  header.sh_type == UInt32(SHT_SYMTAB) || header.sh_type == UInt32(SHT_DYNSYM),
-                  header.sh_entsize > 0, let data = elf_getdata(scn, nil) else { continue }
+                  header.sh_type == UInt32(SHT_SYMTAB) || header.sh_type == UInt32(SHT_DYNSYM), header.sh_entsize > 0 else { continue }
             if header.sh_type == UInt32(SHT_SYMTAB) { sawSymtab = true }
-            var strings = GElf_Shdr()
-            let stringsOffset = inPlace && gelf_getshdr(elf_getscn(elf, Int(header.sh_link)), &strings) != nil ? strings.sh_offset : nil
-            let symbolCount = Int(header.sh_size / header.sh_entsize)
-            for index in 0..<symbolCount {
-                var symbol = GElf_Sym()
-                guard gelf_getsym(data, Int32(index), &symbol) != nil else { continue }
-                let type = Int32(symbol.st_info & 0xf)
-                guard type == STT_FUNC || type == STT_GNU_IFUNC, symbol.st_shndx != UInt16(SHN_UNDEF), symbol.st_value != 0,
-                      let name = elf_strptr(elf, Int(header.sh_link), Int(symbol.st_name)) else { continue }
-                let bytes = UnsafeRawBufferPointer(start: name, count: strlen(name))
-                if let stringsOffset {
-                    collected.add(start: symbol.st_value, size: symbol.st_size, name: bytes, fileOffset: UInt32(stringsOffset + UInt64(symbol.st_name)),
-                                  binding: Self.binding(symbol.st_info >> 4))
-                } else if !inPlace {
-                    collected.add(start: symbol.st_value, size: symbol.st_size, name: bytes, binding: Self.binding(symbol.st_info >> 4))
-                }
+            if inPlace {
+                guard let strings = plainStringTable(elf, index: Int(header.sh_link)), header.sh_entsize == 24 else { continue }
+                readSymbolsInPlace(file, header: header, strings: strings, into: &collected)
+            } else {
+                readSymbolsCopying(elf, scn, header: header, into: &collected)
             }
         }
         return (SymbolTable(collected), sawSymtab)
     }
 
-    /// Whether every symbol table's string table is stored plainly in the
-    /// file (not compressed), so names can be read from it by offset.
-    private static func stringTablesReadInPlace(_ elf: OpaquePointer) -> Bool {
-        var section = elf_nextscn(elf, nil)
-        while let scn = section {
-            defer { section = elf_nextscn(elf, scn) }
-            var header = GElf_Shdr()
-            guard gelf_getshdr(scn, &header) != nil, header.sh_type == UInt32(SHT_SYMTAB) || header.sh_type == UInt32(SHT_DYNSYM) else { continue }
-            var strings = GElf_Shdr()
-            guard let stringsSection = elf_getscn(elf, Int(header.sh_link)), gelf_getshdr(stringsSection, &strings) != nil,
-                  strings.sh_type == UInt32(SHT_STRTAB), strings.sh_flags & UInt64(SHF_COMPRESSED) == 0,
-                  strings.sh_offset + strings.sh_size < UInt64(UInt32.max) else { return false }
+    /// Whether libelf reads this file without conversion: ELF64, little-endian.
+    private static func isNative64(_ elf: OpaquePointer) -> Bool {
+        var size = 0
+        guard let ident = elf_getident(elf, &size), size > Int(EI_DATA) else { return false }
+        return ident[Int(EI_CLASS)] == CChar(ELFCLASS64) && ident[Int(EI_DATA)] == CChar(ELFDATA2LSB)
+    }
+
+    /// The file range of a string table stored plainly (not compressed).
+    private static func plainStringTable(_ elf: OpaquePointer, index: Int) -> (offset: UInt64, size: UInt64)? {
+        var strings = GElf_Shdr()
+        guard let section = elf_getscn(elf, index), gelf_getshdr(section, &strings) != nil,
+              strings.sh_type == UInt32(SHT_STRTAB), strings.sh_flags & UInt64(SHF_COMPRESSED) == 0,
+              strings.sh_offset + strings.sh_size < UInt64(UInt32.max) else { return nil }
+        return (strings.sh_offset, strings.sh_size)
+    }
+
+    /// Elf64_Sym entries read with pread, 64 KiB at a time: st_name (4),
+    /// st_info (1), st_other (1), st_shndx (2), st_value (8), st_size (8).
+    private static func readSymbolsInPlace(_ file: OpenFile, header: GElf_Shdr, strings: (offset: UInt64, size: UInt64),
+                                           into collected: inout SymbolTable.Builder) {
+        let entrySize = 24
+        var chunk = [UInt8](repeating: 0, count: entrySize * 2730)
+        var offset = header.sh_offset
+        let end = header.sh_offset + header.sh_size
+        while offset < end {
+            let wanted = Int(min(UInt64(chunk.count), end - offset))
+            let read = chunk.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, wanted, off_t(offset)) }
+            guard read >= entrySize else { return }
+            chunk.withUnsafeBytes { bytes in
+                for at in stride(from: 0, through: read - entrySize, by: entrySize) {
+                    let name = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+                    let info = bytes[at + 4]
+                    let sectionIndex = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 6, as: UInt16.self))
+                    let value = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self))
+                    let size = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 16, as: UInt64.self))
+                    let type = Int32(info & 0xf)
+                    guard type == STT_FUNC || type == STT_GNU_IFUNC, sectionIndex != UInt16(SHN_UNDEF), value != 0,
+                          UInt64(name) < strings.size else { continue }
+                    collected.add(start: value, size: size, nameAt: UInt32(strings.offset + UInt64(name)), binding: binding(info >> 4))
+                }
+            }
+            offset += UInt64(read - read % entrySize)
         }
-        return true
+    }
+
+    /// Any other ELF: through libelf, names copied.
+    private static func readSymbolsCopying(_ elf: OpaquePointer, _ scn: OpaquePointer, header: GElf_Shdr, into collected: inout SymbolTable.Builder) {
+        guard let data = elf_getdata(scn, nil) else { return }
+        let symbolCount = Int(header.sh_size / header.sh_entsize)
+        for index in 0..<symbolCount {
+            var symbol = GElf_Sym()
+            guard gelf_getsym(data, Int32(index), &symbol) != nil else { continue }
+            let type = Int32(symbol.st_info & 0xf)
+            guard type == STT_FUNC || type == STT_GNU_IFUNC, symbol.st_shndx != UInt16(SHN_UNDEF), symbol.st_value != 0,
+                  let name = elf_strptr(elf, Int(header.sh_link), Int(symbol.st_name)) else { continue }
+            collected.add(start: symbol.st_value, size: symbol.st_size, name: UnsafeRawBufferPointer(start: name, count: strlen(name)),
+                          binding: binding(symbol.st_info >> 4))
+        }
     }
 
     /// Takes the symbols of this file's separate debug file (same link-time

@@ -28,14 +28,47 @@ final class SourceLines {
     static let atCallFile: UInt32 = 0x58
     static let atCallLine: UInt32 = 0x59
 
-    /// Opens `path` if it carries DWARF debug info; nil otherwise.
-    init?(path: String) {
-        guard let file = try? MappedElf(path: path), let dwarf = dwarf_begin_elf(file.elf, DWARF_C_READ, nil) else { return nil }
+    /// Bytes of the file's `.debug_*` sections, uncompressed: what libdw may
+    /// decompress and parse, and so about what it holds while open.
+    let debugBytes: Int
+
+    /// Opens `path` if it carries DWARF debug info of at most `maxDebugBytes`; nil otherwise.
+    init?(path: String, maxDebugBytes: Int = .max) {
+        guard let file = try? MappedElf(path: path) else { return nil }
+        let size = Self.debugSectionBytes(file.elf)
+        guard size > 0, size <= maxDebugBytes, let dwarf = dwarf_begin_elf(file.elf, DWARF_C_READ, nil) else { return nil }
         self.file = file
         self.dwarf = dwarf
+        debugBytes = size
+    }
+
+    /// The size of a file's DWARF, without opening it for lookups.
+    static func debugBytes(path: String) -> Int? {
+        guard let file = try? MappedElf(path: path) else { return nil }
+        return debugSectionBytes(file.elf)
+    }
+
+    private static func debugSectionBytes(_ elf: OpaquePointer) -> Int {
+        var stringsIndex = 0
+        guard elf_getshdrstrndx(elf, &stringsIndex) == 0 else { return 0 }
+        var total = 0
+        var section = elf_nextscn(elf, nil)
+        while let scn = section {
+            defer { section = elf_nextscn(elf, scn) }
+            var header = GElf_Shdr()
+            guard gelf_getshdr(scn, &header) != nil, header.sh_type != UInt32(SHT_NOBITS),
+                  let name = elf_strptr(elf, stringsIndex, Int(header.sh_name)), strncmp(name, ".debug_", 7) == 0 else { continue }
+            var compressed = GElf_Chdr()
+            let size = header.sh_flags & UInt64(SHF_COMPRESSED) != 0 && gelf_getchdr(scn, &compressed) != nil ? compressed.ch_size : header.sh_size
+            total += Int(clamping: size)
+        }
+        return total
     }
 
     deinit { dwarf_end(dwarf) }
+
+    /// Drops the resident pages of the file (what libdw decompressed stays).
+    func releasePages() { file.releasePages() }
 
     /// The frames at link-time address `address`, innermost (inlined) first,
     /// the physical function last; nil if no compilation unit covers it.

@@ -18,22 +18,33 @@ public final class Symbolizer {
     /// Whether inlined calls become frames of their own (perf's --no-inline turns that off).
     private let expandInlines: Bool
 
-    public init(kallsymsPath: String = "/proc/kallsyms", debugRoot: String = "/usr/lib/debug", expandInlines: Bool = true) {
+    /// Files whose DWARF is larger are named from their ELF symbols only.
+    private let maxDebugInfoBytes: Int
+    /// Files whose DWARF was left unread for its size, with that size.
+    public private(set) var debugInfoTooLarge: [String: Int] = [:]
+
+    /// - Parameter maxDebugInfoBytes: the largest DWARF (all `.debug_*`
+    ///   sections, uncompressed) read for lines and inlined calls: libdw holds
+    ///   about that much while a file is open, and an always-on agent must not
+    ///   grow by a large server binary's tens of megabytes.
+    public init(kallsymsPath: String = "/proc/kallsyms", debugRoot: String = "/usr/lib/debug", expandInlines: Bool = true,
+                maxDebugInfoBytes: Int = .max) {
         self.kallsymsPath = kallsymsPath
         self.debugRoot = debugRoot
         self.expandInlines = expandInlines
+        self.maxDebugInfoBytes = maxDebugInfoBytes
     }
 
     /// The parsed ELF for a mapping, trying each candidate path in turn (a
     /// deleted file is still reachable through /proc/PID/map_files while the
     /// process lives; a container's files through /proc/PID/root).
     /// An estimate of the memory the caches hold: symbol tables, frames
-    /// found, plus a flat allowance per file whose DWARF libdw has open (its
-    /// line tables and scopes live inside libdw, where they cannot be counted).
+    /// found, and for each file whose DWARF libdw has open the size of its
+    /// debug sections (what libdw holds lives inside it, where it cannot be counted).
     public var memoryBytes: Int {
         imagesByBuildID.values.reduce(0) { $0 + $1.memoryBytes }
             + imagesByIdentity.values.reduce(0) { $0 + (($1?.buildID == nil ? $1?.memoryBytes : 0) ?? 0) }
-            + sourceLines.values.reduce(0) { $0 + ($1 == nil ? 0 : 1 << 20) } + knownFramesBytes
+            + sourceLines.values.reduce(0) { $0 + ($1?.debugBytes ?? 0) } + knownFramesBytes
             + demangled.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 32 }
     }
 
@@ -87,21 +98,6 @@ public final class Symbolizer {
     private var knownFrames: [FrameAddress: [SourceFrame]?] = [:]
     private var knownFramesBytes = 0
 
-    /// Finds the frames of many addresses one file at a time, closing each
-    /// file's DWARF before the next is opened: libdw's state for one file
-    /// (decompressed sections, parsed line tables of whole-module compilation
-    /// units) can be tens of megabytes, and only one is held at once.
-    public func resolve(_ addresses: [(image: ElfImage, fileOffset: UInt64)]) {
-        var byImage: [ObjectIdentifier: (image: ElfImage, offsets: [UInt64])] = [:]
-        for (image, offset) in addresses where knownFrames[FrameAddress(image: ObjectIdentifier(image), fileOffset: offset)] == nil {
-            byImage[ObjectIdentifier(image), default: (image, [])].offsets.append(offset)
-        }
-        for (key, entry) in byImage {
-            for offset in entry.offsets.sorted() { _ = frames(in: entry.image, fileOffset: offset) }
-            if case .some(.some) = sourceLines[key] { sourceLines[key] = nil }
-        }
-    }
-
     private func lookUpFrames(in image: ElfImage, fileOffset: UInt64) -> [SourceFrame]? {
         let symbol = function(in: image, fileOffset: fileOffset)
         guard let lines = debugInfo(for: image), var frames = lines.frames(at: image.virtualAddress(fileOffset: fileOffset)) else {
@@ -121,15 +117,24 @@ public final class Symbolizer {
         let key = ObjectIdentifier(image)
         if let cached = sourceLines[key] { return cached }
         // The image's own descriptor reaches the file even if it was deleted or replaced.
-        var lines = SourceLines(path: image.openPath)
+        var lines = SourceLines(path: image.openPath, maxDebugBytes: maxDebugInfoBytes)
         if lines == nil {
             let locator = DebugInfoLocator(root: debugRoot)
             for path in locator.candidates(for: image, originalPath: image.originalPath) where access(path, R_OK) == 0 {
-                if let found = SourceLines(path: path) { lines = found; break }
+                if let found = SourceLines(path: path, maxDebugBytes: maxDebugInfoBytes) { lines = found; break }
             }
+        }
+        if lines == nil, maxDebugInfoBytes < .max, let size = SourceLines.debugBytes(path: image.openPath), size > maxDebugInfoBytes {
+            debugInfoTooLarge[image.originalPath ?? image.path] = size
         }
         sourceLines[key] = lines
         return lines
+    }
+
+    /// Drops the resident pages of the files kept open for DWARF lookups: they
+    /// are read again from the page cache when needed (between windows).
+    public func releasePages() {
+        for case let lines? in sourceLines.values { lines.releasePages() }
     }
 
     /// Reads the image's symbols on first use, from its separate debug file
