@@ -42,12 +42,6 @@ final class SourceLines {
         debugBytes = size
     }
 
-    /// The size of a file's DWARF, without opening it for lookups.
-    static func debugBytes(path: String) -> Int? {
-        guard let file = try? MappedElf(path: path) else { return nil }
-        return debugSectionBytes(file.elf)
-    }
-
     private static func debugSectionBytes(_ elf: OpaquePointer) -> Int {
         var stringsIndex = 0
         guard elf_getshdrstrndx(elf, &stringsIndex) == 0 else { return 0 }

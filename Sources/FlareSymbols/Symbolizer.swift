@@ -20,13 +20,11 @@ public final class Symbolizer {
 
     /// Files whose DWARF is larger are named from their ELF symbols only.
     private let maxDebugInfoBytes: Int
-    /// Files whose DWARF was left unread for its size, with that size.
-    public private(set) var debugInfoTooLarge: [String: Int] = [:]
 
     /// - Parameter maxDebugInfoBytes: the largest DWARF (all `.debug_*`
     ///   sections, uncompressed) read for lines and inlined calls: libdw holds
-    ///   about that much while a file is open, and an always-on agent must not
-    ///   grow by a large server binary's tens of megabytes.
+    ///   two to three times that while a file is open, and an always-on agent
+    ///   must not grow by a large server binary's tens of megabytes.
     public init(kallsymsPath: String = "/proc/kallsyms", debugRoot: String = "/usr/lib/debug", expandInlines: Bool = true,
                 maxDebugInfoBytes: Int = .max) {
         self.kallsymsPath = kallsymsPath
@@ -35,9 +33,6 @@ public final class Symbolizer {
         self.maxDebugInfoBytes = maxDebugInfoBytes
     }
 
-    /// The parsed ELF for a mapping, trying each candidate path in turn (a
-    /// deleted file is still reachable through /proc/PID/map_files while the
-    /// process lives; a container's files through /proc/PID/root).
     /// An estimate of the memory the caches hold: symbol tables, frames
     /// found, and for each file whose DWARF libdw has open the size of its
     /// debug sections (what libdw holds lives inside it, where it cannot be counted).
@@ -48,6 +43,9 @@ public final class Symbolizer {
             + demangled.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 32 }
     }
 
+    /// The parsed ELF for a mapping, trying each candidate path in turn (a
+    /// deleted file is still reachable through /proc/PID/map_files while the
+    /// process lives; a container's files through /proc/PID/root).
     public func image(identity: String, candidates: [String]) -> ElfImage? {
         if let cached = imagesByIdentity[identity] { return cached }
         var opened: ElfImage?
@@ -81,7 +79,7 @@ public final class Symbolizer {
     /// DWARF names, files and lines where debug info exists (in the file or a
     /// separate debug file), with the physical function named by its ELF
     /// symbol, as perf names it; nil if nothing names the address. Answers
-    /// are kept, so a file's DWARF can be closed once its addresses are known.
+    /// are kept: every window asks again for the frames it holds.
     public func frames(in image: ElfImage, fileOffset: UInt64) -> [SourceFrame]? {
         let key = FrameAddress(image: ObjectIdentifier(image), fileOffset: fileOffset)
         if let known = knownFrames[key] { return known }
@@ -123,9 +121,6 @@ public final class Symbolizer {
             for path in locator.candidates(for: image, originalPath: image.originalPath) where access(path, R_OK) == 0 {
                 if let found = SourceLines(path: path, maxDebugBytes: maxDebugInfoBytes) { lines = found; break }
             }
-        }
-        if lines == nil, maxDebugInfoBytes < .max, let size = SourceLines.debugBytes(path: image.openPath), size > maxDebugInfoBytes {
-            debugInfoTooLarge[image.originalPath ?? image.path] = size
         }
         sourceLines[key] = lines
         return lines

@@ -1,4 +1,5 @@
 import FlareProfile
+import FlareSymbols
 import Foundation
 import Testing
 
@@ -151,6 +152,25 @@ struct DwarfSymbolizationTests {
         #expect(frames[2].startLine == declared("int main("))
         let mapping = try #require(profile.mappings.first { profile.string($0.filename) == binary })
         #expect(mapping.hasFunctions && mapping.hasFilenames && mapping.hasLineNumbers && mapping.hasInlineFrames)
+    }
+
+    /// The agent reads DWARF only up to a size: beyond it a frame keeps its
+    /// ELF symbol's name (read from the file's string table) but no file, line or inlined calls.
+    @Test func debugInfoOverTheLimitIsLeftUnread() throws {
+        let binary = try TestSupport.compileC("inlined.c", output: "inlined_limit", flags: ["-O2", "-g"])
+        let nm = try TestSupport.run("/usr/bin/nm", [binary])
+        let churn = try #require(nm.stdout.split(separator: "\n").first { $0.hasSuffix(" churn") }?.split(separator: " ").first)
+        let address = try #require(UInt64(churn, radix: 16)) + 4
+        func frames(limit: Int) throws -> [SourceFrame] {
+            let symbolizer = Symbolizer(maxDebugInfoBytes: limit)
+            let image = try #require(symbolizer.image(identity: "inlined_limit", candidates: [binary]))
+            #expect(image.virtualAddress(fileOffset: address) == address, "text is mapped at its file offset")
+            return try #require(symbolizer.frames(in: image, fileOffset: address))
+        }
+        let read = try frames(limit: .max)
+        #expect(read.last?.function == "churn" && read.last?.file.hasSuffix("inlined.c") == true && (read.last?.line ?? 0) > 0, "\(read)")
+        let unread = try frames(limit: 1024)
+        #expect(unread == [SourceFrame(function: "churn", file: "", line: 0)], "\(unread)")
     }
 
     @Test func aStrippedBinaryStillUnwindsAndIsNamedByDynamicSymbols() throws {
