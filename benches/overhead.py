@@ -42,7 +42,7 @@ def main():
     parser.add_argument("--flare", default=os.path.join(ROOT, ".build/release/flare"))
     args = parser.parse_args()
     if not os.access(args.flare, os.X_OK):
-        sys.exit(f"{args.flare} is missing: run `swift build -c release` first")
+        sys.exit(f"{args.flare} is missing: run scripts/build-release first")
 
     with tempfile.TemporaryDirectory() as scratch:
         workload = build_workload(scratch)

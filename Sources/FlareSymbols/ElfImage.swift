@@ -60,17 +60,7 @@ public final class ElfImage: @unchecked Sendable {
             buildID = nil
         }
 
-        var segments: [Segment] = []
-        var count = 0
-        if elf_getphdrnum(elf, &count) == 0 {
-            for i in 0..<count {
-                var header = GElf_Phdr()
-                if gelf_getphdr(elf, Int32(i), &header) != nil && header.p_type == UInt32(PT_LOAD) {
-                    segments.append(Segment(fileOffset: header.p_offset, virtualAddress: header.p_vaddr, fileSize: header.p_filesz))
-                }
-            }
-        }
-        self.segments = segments
+        segments = Self.loadSegments(elf)
         debugLink = Self.debugLink(elf).flatMap { $0.isEmpty || $0.contains("/") ? nil : $0 }
     }
 
@@ -212,13 +202,21 @@ public final class ElfImage: @unchecked Sendable {
         }
     }
 
-    /// The link-time virtual address of a file offset, through the PT_LOAD
-    /// segment that contains it (a PIE or shared library's load bias cancels out).
-    public func virtualAddress(fileOffset: UInt64) -> UInt64 {
-        for segment in segments where fileOffset >= segment.fileOffset && fileOffset < segment.fileOffset + max(segment.fileSize, 1) {
-            return fileOffset - segment.fileOffset + segment.virtualAddress
+    /// The link-time virtual address of a file offset (see `Array<Segment>.virtualAddress`).
+    public func virtualAddress(fileOffset: UInt64) -> UInt64 { segments.virtualAddress(fileOffset: fileOffset) }
+
+    /// The PT_LOAD segments of an open ELF file.
+    public static func loadSegments(_ elf: OpaquePointer) -> [Segment] {
+        var segments: [Segment] = []
+        var count = 0
+        guard elf_getphdrnum(elf, &count) == 0 else { return [] }
+        for i in 0..<count {
+            var header = GElf_Phdr()
+            if gelf_getphdr(elf, Int32(i), &header) != nil && header.p_type == UInt32(PT_LOAD) {
+                segments.append(Segment(fileOffset: header.p_offset, virtualAddress: header.p_vaddr, fileSize: header.p_filesz))
+            }
         }
-        return fileOffset
+        return segments
     }
 
     public var buildIDHex: String { buildID.map(Self.hex) ?? "" }
@@ -229,5 +227,16 @@ public final class ElfImage: @unchecked Sendable {
         out.reserveCapacity(bytes.count * 2)
         for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension Array where Element == ElfImage.Segment {
+    /// The link-time virtual address of a file offset, through the PT_LOAD
+    /// segment that contains it (a PIE or shared library's load bias cancels out).
+    public func virtualAddress(fileOffset: UInt64) -> UInt64 {
+        for segment in self where fileOffset >= segment.fileOffset && fileOffset < segment.fileOffset + Swift.max(segment.fileSize, 1) {
+            return fileOffset - segment.fileOffset + segment.virtualAddress
+        }
+        return fileOffset
     }
 }

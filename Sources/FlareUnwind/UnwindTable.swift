@@ -1,3 +1,5 @@
+import FlareSymbols
+
 /// One ELF file's call-frame information, compiled into compact rows: for
 /// each address range, how to find the canonical frame address (CFA) and
 /// where the return address and the caller's frame pointer were saved.
@@ -41,18 +43,12 @@ public final class UnwindTable {
         static let none = Row(kind: .none, cfaOffset: 0, raOffset: 0, bpOffset: unchangedBP)
     }
 
-    public struct Segment: Sendable {
-        var fileOffset: UInt64
-        var virtualAddress: UInt64
-        var fileSize: UInt64
-    }
-
     /// FDE start addresses (link-time virtual addresses) as offsets from
     /// `base`, ascending: four bytes each, as no ELF's text spans 4 GiB.
     private let fdeOffsets: [UInt32]
     private let base: UInt64
-    let segments: [Segment]
-    /// Where rows come from: the file's CFI, kept open. Nil once every FDE is compiled.
+    private let segments: [ElfImage.Segment]
+    /// Where rows come from: the file's CFI, kept open; nil when the file has none.
     private let compiler: UnwindTableCompiler.FunctionCompiler?
 
     // The rows of the functions compiled so far, in one arena: a function's
@@ -62,7 +58,7 @@ public final class UnwindTable {
     /// FDE index → its first row in the arena (high 32 bits) and row count (low 32).
     private var compiledFunctions: [Int32: UInt64] = [:]
 
-    init(fdeStarts: [UInt64], segments: [Segment], compiler: UnwindTableCompiler.FunctionCompiler?) {
+    init(fdeStarts: [UInt64], segments: [ElfImage.Segment], compiler: UnwindTableCompiler.FunctionCompiler?) {
         let base = fdeStarts.first ?? 0
         // FDEs beyond 4 GiB of the first (never seen in practice) are dropped rather than misread.
         self.base = base
@@ -132,15 +128,9 @@ public final class UnwindTable {
     public func releasePages() { compiler?.releasePages() }
 
     /// The link-time virtual address of a file offset.
-    public func virtualAddress(fileOffset: UInt64) -> UInt64 {
-        for segment in segments where fileOffset >= segment.fileOffset && fileOffset < segment.fileOffset + max(segment.fileSize, 1) {
-            return fileOffset - segment.fileOffset + segment.virtualAddress
-        }
-        return fileOffset
-    }
+    public func virtualAddress(fileOffset: UInt64) -> UInt64 { segments.virtualAddress(fileOffset: fileOffset) }
 
     public var functionCount: Int { fdeOffsets.count }
-    public var compiledFunctionCount: Int { compiledFunctions.count }
     /// Rows compiled so far.
     public var rowCount: Int { rows.count }
     public var rowKinds: [Kind] { rows.map(\.kind) }

@@ -30,7 +30,7 @@ public enum UnwindTableCompiler {
     public static func open(path: String) throws(Failure) -> UnwindTable {
         let file: MappedElf
         do { file = try MappedElf(path: path) } catch { throw Failure(description: error.description) }
-        let segments = loadSegments(file.elf)
+        let segments = ElfImage.loadSegments(file.elf)
         let fdeStarts = ehFrameHeaderTable(file.elf)
         guard !fdeStarts.isEmpty, let cfi = dwarf_getcfi_elf(file.elf) else {
             return UnwindTable(fdeStarts: [], segments: segments, compiler: nil)
@@ -155,18 +155,6 @@ public enum UnwindTableCompiler {
             && atoms[5] == 0x2a && atoms[6] == 0x33 && atoms[7] == 0x24 && atoms[8] == 0x22
     }
 
-    static func loadSegments(_ elf: OpaquePointer) -> [UnwindTable.Segment] {
-        var segments: [UnwindTable.Segment] = []
-        var count = 0
-        guard elf_getphdrnum(elf, &count) == 0 else { return [] }
-        for i in 0..<count {
-            var header = GElf_Phdr()
-            if gelf_getphdr(elf, Int32(i), &header) != nil && header.p_type == UInt32(PT_LOAD) {
-                segments.append(.init(fileOffset: header.p_offset, virtualAddress: header.p_vaddr, fileSize: header.p_filesz))
-            }
-        }
-        return segments
-    }
 
     /// The sorted FDE start addresses from `.eh_frame_hdr`'s binary-search table.
     static func ehFrameHeaderTable(_ elf: OpaquePointer) -> [UInt64] {

@@ -36,15 +36,15 @@ struct StoreClient {
             throw InputError(description: "cannot reach the store at \(baseURL): \(error); is `flare store` running there? (--store)")
         }
         let body = Data(response.body.map { Array(buffer: $0) } ?? [])
-        let status: Int? = Int(response.status.code)
+        let status = Int(response.status.code)
         switch status {
-        case 200?: return body
-        case 401?:
+        case 200: return body
+        case 401:
             throw InputError(description: "the store at \(baseURL) wants a query token (HTTP 401): pass --token-file FILE or set FLARE_QUERY_TOKEN")
         default:
             let message = (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["error"] as? String
                 ?? String(decoding: body.prefix(300), as: UTF8.self)
-            throw InputError(description: "the store answered HTTP \(status ?? 0) to GET \(path): \(TerminalText.safe(message, maxLength: 500))")
+            throw InputError(description: "the store answered HTTP \(status) to GET \(path): \(TerminalText.safe(message, maxLength: 500))")
         }
     }
 
