@@ -62,7 +62,8 @@ public final class MappedElf {
         var line = [CChar](repeating: 0, count: 4096)
         while fgets(&line, Int32(line.count), maps) != nil {
             // "start-end perms offset dev inode path"
-            let parts = String(cString: line).split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let parts = text.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
             guard parts.count >= 5 else { continue }
             let range = parts[0].split(separator: "-")
             guard range.count == 2, UInt(range[0], radix: 16) == address else { continue }
