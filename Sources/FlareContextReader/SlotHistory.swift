@@ -22,7 +22,7 @@ public struct SlotHistory: Sendable {
     public private(set) var head: UInt64 = 0
     /// Known entries, oldest first, consecutive indices within each run.
     public private(set) var entries: [Entry] = []
-    /// Entries kept at most; older ones are dropped.
+    /// Entries kept (a quarter more between trims); older ones are dropped.
     public let capacity: Int
 
     public init(ownerTID: UInt32, generation: UInt64, claimTimeNanos: UInt64, capacity: Int = 4096) {
@@ -36,7 +36,12 @@ public struct SlotHistory: Sendable {
     /// - Returns: nil, or why the copy was unusable. A copy of a new owner or
     ///   generation replaces the history.
     public mutating func merge(copy: UnsafeRawBufferPointer, reread: UnsafeRawBufferPointer, tid: UInt32, ringLength: Int) -> UnknownReason? {
-        switch SlotResolver.validEntries(copy: copy, reread: reread, tid: tid, ringLength: ringLength) {
+        // Entries already known are facts: decode only the newer ones.
+        var known: UInt64?
+        if let header = SlotHeader(copy), header.generation == generation, header.claimTimeNanos == claimTimeNanos, tid == ownerTID {
+            known = entries.last?.index
+        }
+        switch SlotResolver.validEntries(copy: copy, reread: reread, tid: tid, ringLength: ringLength, newerThan: known) {
         case .failure(let reason):
             return reason
         case .success(let valid):
@@ -61,7 +66,8 @@ public struct SlotHistory: Sendable {
         } else {
             entries = new
         }
-        if entries.count > capacity { entries.removeFirst(entries.count - capacity) }
+        // Trim in batches: removing from the front moves the whole array.
+        if entries.count > capacity + capacity / 4 { entries.removeFirst(entries.count - capacity) }
     }
 
     /// The answer for a sample at `sampleTime` from what is known.
@@ -92,9 +98,10 @@ extension SlotResolver {
         public var entries: [SlotHistory.Entry]
     }
 
-    /// Section 3.6 steps 7–8 on one copy: the entries that can be trusted.
+    /// Section 3.6 steps 7–8 on one copy: the entries that can be trusted,
+    /// only those with an index above `newerThan` when it is given.
     public static func validEntries(copy: UnsafeRawBufferPointer, reread: UnsafeRawBufferPointer, tid: UInt32,
-                                    ringLength: Int) -> Result<ValidEntries, UnknownReason> {
+                                    ringLength: Int, newerThan: UInt64? = nil) -> Result<ValidEntries, UnknownReason> {
         guard ringLength >= 1, ringLength <= Int(SlotsLayout.maxRingLength), ringLength & (ringLength - 1) == 0,
               let first = SlotHeader(copy), let second = SlotHeader(reread),
               first.ownerTID == tid, second.ownerTID == tid, first.generation == second.generation, second.head >= first.head
@@ -104,6 +111,7 @@ extension SlotResolver {
         guard h1 > 0 else { return .success(result) }
         var lo: UInt64 = h1 > ring ? h1 - ring : 0
         if h2 >= ring, h2 - ring + 1 > lo { lo = h2 - ring + 1 }
+        if let newerThan, newerThan >= lo { lo = newerThan &+ 1 }
         guard lo < h1 else { return .success(result) }
         let reader = ByteReader(bytes: copy)
         var index = h1 - 1

@@ -37,7 +37,14 @@ final class SlotPoller: @unchecked Sendable {
 
     init(intervalMicroseconds: UInt32 = 500) {
         interval = intervalMicroseconds
-        pthread_mutex_init(lock, nil)
+        // Priority inheritance: the poller runs real-time, and a reader thread
+        // preempted while holding the lock would otherwise stall it for a
+        // whole time slice, long enough for a busy thread's ring to wrap.
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        pthread_mutexattr_setprotocol(&attributes, Int32(PTHREAD_PRIO_INHERIT))
+        pthread_mutex_init(lock, &attributes)
+        pthread_mutexattr_destroy(&attributes)
     }
 
     deinit {
@@ -56,13 +63,18 @@ final class SlotPoller: @unchecked Sendable {
                         sampleTime: UInt64, now: UInt64) -> SpanLookup {
         withLock {
             watched[key] = Watched(size: copy.count, ringLength: ringLength, tid: tid, lastUsed: now)
-            var history = histories[key] ?? SlotHistory(ownerTID: tid, generation: 0, claimTimeNanos: 0)
-            if let reason = history.merge(copy: copy, reread: reread, tid: tid, ringLength: ringLength) {
+            if let reason = merge(key, copy: copy, reread: reread, tid: tid, ringLength: ringLength) {
                 return .unknown(reason)
             }
-            histories[key] = history
-            return history.lookup(sampleTime: sampleTime)
+            return histories[key]?.lookup(sampleTime: sampleTime) ?? .unknown(.slotChanged)
         }
+    }
+
+    /// Merges a copy into the slot's history in place (a copy of the history
+    /// would copy thousands of entries while the lock is held). Call with the lock held.
+    private func merge(_ key: Key, copy: UnsafeRawBufferPointer, reread: UnsafeRawBufferPointer, tid: UInt32, ringLength: Int) -> UnknownReason? {
+        histories[key, default: SlotHistory(ownerTID: tid, generation: 0, claimTimeNanos: 0)]
+            .merge(copy: copy, reread: reread, tid: tid, ringLength: ringLength)
     }
 
     /// Watches every owned slot of a publishing process, rescanning owners every 10 ms.
@@ -189,11 +201,8 @@ final class SlotPoller: @unchecked Sendable {
                 buffer.withUnsafeBytes { copy in
                     reread.withUnsafeBytes { second in
                         withLock {
-                            var history = histories[key] ?? SlotHistory(ownerTID: slot.tid, generation: 0, claimTimeNanos: 0)
-                            if history.merge(copy: UnsafeRawBufferPointer(rebasing: copy[0..<slot.size]), reread: second, tid: slot.tid,
-                                             ringLength: slot.ringLength) == nil {
-                                histories[key] = history
-                            }
+                            _ = merge(key, copy: UnsafeRawBufferPointer(rebasing: copy[0..<slot.size]), reread: second, tid: slot.tid,
+                                      ringLength: slot.ringLength)
                         }
                     }
                 }

@@ -57,6 +57,38 @@ struct ContextReaderTests {
         }
     }
 
+    /// Copies taken as the ring moves on build one history that reaches further
+    /// back than the ring; a stretch no copy saw answers `ring_overrun`; a new
+    /// claim starts afresh; the history keeps at most a quarter over its capacity.
+    @Test func historyMergesSuccessiveCopies() {
+        func copy(head: UInt64, generation: UInt64 = 1, claim: UInt64 = 1000) -> [UInt8] {
+            let first = head > 16 ? head - 16 : 0
+            return Self.slot(generation: generation, claim: claim, head: head,
+                             entries: (first..<head).map { (index: $0, attached: $0 % 2 == 0, time: 2000 + 100 * $0) })
+        }
+        func merge(_ history: inout SlotHistory, _ bytes: [UInt8]) {
+            bytes.withUnsafeBytes { c in #expect(history.merge(copy: c, reread: UnsafeRawBufferPointer(rebasing: c[0..<32]), tid: 7, ringLength: 16) == nil) }
+        }
+        var history = SlotHistory(ownerTID: 7, generation: 0, claimTimeNanos: 0, capacity: 40)
+        for head in stride(from: UInt64(8), through: 40, by: 8) { merge(&history, copy(head: head)) }
+        #expect(history.entries.map(\.index) == Array(0..<40))
+        #expect(history.lookup(sampleTime: 2050).label?.spanID == 0x1000)  // entry 0, long overwritten in the ring
+        #expect(history.lookup(sampleTime: 5470).label?.spanID == 0x1000 + 34)
+        // Entries 40...48 are never seen: samples then are unknown, later ones resolved.
+        merge(&history, copy(head: 64))
+        #expect(history.lookup(sampleTime: 2000 + 100 * 45) == .unknown(.ringOverrun))
+        #expect(history.lookup(sampleTime: 2000 + 100 * 50 + 50).label?.spanID == 0x1000 + 50)
+        // A copy trusts R - 1 entries (the oldest may be rewritten as it is
+        // read): 40 + 15 went over 40 + 10, trimmed back to the newest 40.
+        #expect(history.entries.first?.index == 15 && history.entries.count == 40)
+        merge(&history, copy(head: 72))
+        #expect(history.entries.count == 48 && history.entries.last?.index == 71)
+        // The slot claimed again: the old owner's entries are gone.
+        merge(&history, copy(head: 4, generation: 2, claim: 9000))
+        #expect(history.entries.map(\.index) == [0, 1, 2, 3])
+        #expect(history.lookup(sampleTime: 5470) == .unknown(.claimedAfterSample))
+    }
+
     /// Section 2.3's worked example: service.name = "checkout" in 30 bytes.
     @Test func decodesTheProcessContextExample() throws {
         var payload: [UInt8] = [0x0a, 0x1c, 0x0a, 0x1a, 0x0a, 0x0c]

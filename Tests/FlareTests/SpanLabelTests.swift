@@ -61,13 +61,13 @@ struct SpanLabelTests {
         return (try Profile(pprofFile: [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))), output)
     }
 
-    static func check(_ attribution: Attribution, rate: Int, workload: String, minimumAt1000: Double = 99,
-                      sourceLocation: SourceLocation = #_sourceLocation) {
+    /// Zero mislabels at every rate; at most 1 000 switches/s, at least 99 % labelled.
+    static func check(_ attribution: Attribution, rate: Int, workload: String, sourceLocation: SourceLocation = #_sourceLocation) {
         print("span labels, \(workload) workload, \(rate) switches/s per thread: \(attribution)")
         #expect(attribution.inSpanFunctions > 100, "too few samples in span functions: \(attribution)", sourceLocation: sourceLocation)
         #expect(attribution.mislabelled == 0, "mislabelled: \(attribution.examples)", sourceLocation: sourceLocation)
         if rate <= 1000 {
-            #expect(attribution.labelledPercent >= minimumAt1000, "\(attribution)", sourceLocation: sourceLocation)
+            #expect(attribution.labelledPercent >= 99, "\(attribution)", sourceLocation: sourceLocation)
         }
     }
 
@@ -91,12 +91,8 @@ struct SpanLabelTests {
     @Test(arguments: ["context", "tracing", "async"], [100, 1000, 10000])
     func swiftWorkloadSamplesCarryTheirSpan(mode: String, rate: Int) throws {
         let (profile, _) = try Self.record([Self.swiftWorkload, mode, String(rate), "2500"], name: "spans-swift-\(mode)-\(rate)")
-        var attribution = Self.attribution(profile, functionPattern: "spanWork([0-9]+)\\(", threadChecked: mode != "async")
-        attribution.inSpanFunctions = max(attribution.inSpanFunctions, 0)
-        // Weak spot (see README): the debug build's symbol loading for this
-        // binary's Swift libraries stalls the drain loop for hundreds of ms, so
-        // the share stays below the C workload's; mislabels must still be zero.
-        Self.check(attribution, rate: rate, workload: "Swift \(mode)", minimumAt1000: 50)
+        let attribution = Self.attribution(profile, functionPattern: "spanWork([0-9]+)\\(", threadChecked: mode != "async")
+        Self.check(attribution, rate: rate, workload: "Swift \(mode)")
         let services = Set(profile.samples.compactMap { s in s.labels.first { profile.string($0.key) == "service_name" }.map { profile.string($0.str) } })
         #expect(services == ["ground-truth-swift"])
     }
