@@ -120,6 +120,11 @@ void cperf_limit_malloc_arenas(int count) { mallopt(M_ARENA_MAX, count); }
 
 void cperf_return_free_memory(void) { malloc_trim(0); }
 
+unsigned long cperf_heap_in_use(void) {
+    struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;
+}
+
 unsigned long cperf_release_code_pages(void) {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);

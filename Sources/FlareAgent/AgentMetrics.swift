@@ -1,4 +1,5 @@
 import FlareRecorder
+import FlareSampler
 import Foundation
 import NIOConcurrencyHelpers
 
@@ -62,6 +63,7 @@ public final class AgentMetrics: Sendable {
         metric("flare_agent_cpu_seconds_total", "counter", "The agent's own CPU time, user and system.", usage.cpuSeconds)
         metric("flare_agent_resident_bytes", "gauge", "The agent's resident memory.", usage.residentBytes)
         metric("flare_agent_peak_resident_bytes", "gauge", "The agent's peak resident memory.", usage.peakResidentBytes)
+        metric("flare_agent_heap_bytes", "gauge", "The agent's heap in use (malloc), part of its resident memory.", Linux.heapBytesInUse())
         metric("flare_agent_uptime_seconds", "gauge", "Seconds since the agent started.", Int(Date().timeIntervalSince(started)))
         return out
     }

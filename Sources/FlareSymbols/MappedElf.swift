@@ -5,9 +5,9 @@ import Glibc
 /// lines), read through libelf's read-only mapping of the whole file.
 ///
 /// Every page a lookup touches stays resident and counts against the agent's
-/// memory, so `releasePages()` hands them back: the mapping is private,
-/// read-only and file-backed, so dropping its pages loses nothing and the next
-/// read faults them back in from the page cache.
+/// memory, so `releasePages()` hands them back: the mapping is private and
+/// file-backed, so dropping its pages loses nothing (but changes made through
+/// a copy-on-write view) and the next read faults them back in from the page cache.
 public final class MappedElf {
     public let elf: OpaquePointer
     private let fd: Int32
@@ -21,11 +21,13 @@ public final class MappedElf {
         public let description: String
     }
 
-    public init(path: String) throws(OpenError) {
+    /// - Parameter copyOnWrite: map the file writable in private, so that
+    ///   libelf's update calls may change this process's view of it (never the file).
+    public init(path: String, copyOnWrite: Bool = false) throws(OpenError) {
         guard Self.libelfReady else { throw OpenError(description: "libelf version mismatch") }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw OpenError(description: "\(path): \(String(cString: strerror(errno)))") }
-        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil), elf_kind(elf) == ELF_K_ELF else {
+        guard let elf = elf_begin(fd, copyOnWrite ? ELF_C_READ_MMAP_PRIVATE : ELF_C_READ_MMAP, nil), elf_kind(elf) == ELF_K_ELF else {
             close(fd)
             throw OpenError(description: "\(path): not an ELF file")
         }

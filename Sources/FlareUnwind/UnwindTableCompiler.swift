@@ -29,13 +29,33 @@ public enum UnwindTableCompiler {
     /// The table of the ELF file at `path`, its functions compiled on first use.
     public static func open(path: String) throws(Failure) -> UnwindTable {
         let file: MappedElf
-        do { file = try MappedElf(path: path) } catch { throw Failure(description: error.description) }
+        do { file = try MappedElf(path: path, copyOnWrite: true) } catch { throw Failure(description: error.description) }
         let segments = ElfImage.loadSegments(file.elf)
         let fdeStarts = ehFrameHeaderTable(file.elf)
-        guard !fdeStarts.isEmpty, let cfi = dwarf_getcfi_elf(file.elf) else {
+        guard !fdeStarts.isEmpty, let cfi = searchableCFI(file.elf) else {
             return UnwindTable(fdeStarts: [], segments: segments, compiler: nil)
         }
         return UnwindTable(fdeStarts: fdeStarts, segments: segments, compiler: FunctionCompiler(file: file, cfi: cfi))
+    }
+
+    /// The file's `.eh_frame` CFI, looked up through `.eh_frame_hdr`'s binary
+    /// search table. Through section headers, libdw uses that table only if it
+    /// meets `.eh_frame_hdr` before `.eh_frame`; lld lays them out the other
+    /// way (every Swift binary), and libdw then reads and keeps every FDE up
+    /// to the one it looks for: 10 MB of heap for a lookup near the end of
+    /// the static flare binary. Through the program headers it always uses the
+    /// table, so the section headers are hidden from it while it opens the
+    /// CFI (in this process's copy-on-write view of the file).
+    static func searchableCFI(_ elf: OpaquePointer) -> OpaquePointer? {
+        var header = GElf_Ehdr()
+        guard gelf_getehdr(elf, &header) != nil else { return nil }
+        let stringsIndex = header.e_shstrndx
+        header.e_shstrndx = 0
+        guard gelf_update_ehdr(elf, &header) != 0 else { return dwarf_getcfi_elf(elf) }
+        let cfi = dwarf_getcfi_elf(elf)
+        header.e_shstrndx = stringsIndex
+        _ = gelf_update_ehdr(elf, &header)
+        return cfi ?? dwarf_getcfi_elf(elf)
     }
 
     /// One file's open CFI, from which functions are compiled one at a time.

@@ -50,6 +50,8 @@ uint64_t cperf_timestamp_counter(void);
 void cperf_limit_malloc_arenas(int count);
 /// Gives freed heap memory back to the kernel (malloc_trim).
 void cperf_return_free_memory(void);
+/// Bytes of heap in use (mallinfo2: allocated chunks plus mmapped ones).
+unsigned long cperf_heap_in_use(void);
 /// Drops the resident pages of this program's own executable code mappings
 /// (never written, so nothing is lost: they fault back in from the page
 /// cache); returns the bytes released.
