@@ -6,10 +6,11 @@
    workload (benches/workloads/busy.c, -O2 without frame pointers) keeps both
    CPUs loaded. Reports the agent's CPU (% of one core) and peak RSS.
 2. Slowdown: the same fixed amount of work, timed alone, with the agent
-   running (started, then warmed by a short run of the same workload, as on a
-   host where it has been running), and with `perf record -a --call-graph
-   dwarf -F 99` running, in interleaved rounds; medians and the slowdown of each. For perf also its own
-   CPU and the bytes it writes per minute.
+   running (started, warmed by a short run of the same workload and left to
+   cut its first window, as on a host where it has been running), and with
+   `perf record -a --call-graph dwarf -F 99` running, in interleaved rounds;
+   medians and the slowdown of each, also as the median of per-round ratios.
+   For perf also its own CPU and the bytes it writes per minute.
 
 Usage: benches/agent_bench.py [--duration 120] [--runs 5] [--flare .build/release/flare]
 """
@@ -44,6 +45,16 @@ def wait_http(url, seconds=30):
         except OSError:
             time.sleep(0.2)
     sys.exit(f"nothing answers at {url}")
+
+
+def wait_for_window(metrics_port, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        metrics = wait_http(f"http://127.0.0.1:{metrics_port}/metrics")
+        if any(l.startswith("flare_agent_windows_total ") and float(l.split()[1]) >= 1 for l in metrics.splitlines()):
+            return
+        time.sleep(0.5)
+    sys.exit("the agent cut no window in time")
 
 
 def cpu_seconds(pid):
@@ -123,9 +134,10 @@ def main():
                 times["alone"].append(run_workload(busy, args.procs, rounds))
                 agent = start_agent()
                 # As on a host where the agent has been running: it has met the
-                # workload's binaries once (symbols, unwind tables) before the timed run.
+                # workload's binaries once (symbols, unwind tables) and cut its
+                # first window (which loads kallsyms) before the timed run.
                 run_workload(busy, args.procs, max(1, rounds // 20))
-                time.sleep(1)
+                wait_for_window(metrics_port)
                 times["flare agent"].append(run_workload(busy, args.procs, rounds))
                 stop(agent)
                 data = os.path.join(scratch, "perf.data")
@@ -154,6 +166,11 @@ def main():
     for name, values_ in times.items():
         median = statistics.median(values_)
         print(f"  {name:36s} {median:7.3f} s  slowdown {100 * (median / alone - 1):+6.2f} %   runs: {' '.join(f'{v:.2f}' for v in values_)}")
+    # Each round's runs are back to back: the median of per-round ratios cancels slow drifts of the machine.
+    for name, values_ in times.items():
+        if name == "alone": continue
+        ratios = [v / a for v, a in zip(values_, times["alone"])]
+        print(f"  {name:36s} median of per-round ratios to alone: {100 * (statistics.median(ratios) - 1):+6.2f} %")
     print(f"  perf record: its own CPU {statistics.median(perf_cpu):.2f} s per run, "
           f"{statistics.median(perf_bytes_per_minute) / 1048576:.1f} MiB written per minute")
 

@@ -237,7 +237,9 @@ struct AgentTests {
         #expect((metrics["flare_agent_tracked_processes"] ?? 1e9) < 100, "\(metrics)")
         let peak = metrics["flare_agent_peak_resident_bytes"] ?? 1e12
         #expect(peak <= Double(memoryLimit), "peak RSS \(peak / 1048576) MiB")
-        print("agent after 1000 processes: peak RSS \(Int(peak / 1048576)) MiB, tracked processes \(Int(metrics["flare_agent_tracked_processes"] ?? -1)), stored \(Int(stored)) of \(Int(expected)) expected samples")
+        let heap = metrics["flare_agent_heap_bytes"] ?? -1
+        #expect(heap > 0 && heap < metrics["flare_agent_resident_bytes"] ?? 0, "heap \(heap) of \(metrics)")
+        print("agent after 1000 processes: peak RSS \(Int(peak / 1048576)) MiB, heap \(Int(heap / 1048576)) MiB, tracked processes \(Int(metrics["flare_agent_tracked_processes"] ?? -1)), stored \(Int(stored)) of \(Int(expected)) expected samples")
         fleet.store?.terminate()
     }
 
