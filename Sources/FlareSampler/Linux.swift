@@ -89,16 +89,16 @@ public enum Linux {
         cperf_return_free_memory()
     }
 
-    /// Bytes of heap in use: the part of the resident memory the program allocated.
-    public static func heapBytesInUse() -> Int {
-        Int(cperf_heap_in_use())
-    }
-
     /// … and the program's own code pages too: start-up touches megabytes of
     /// code run once (and the kernel maps pages around each fault), while a
     /// window's work runs a small part of it.
     public static func releaseCodePages() {
         _ = cperf_release_code_pages()
+    }
+
+    /// Bytes of heap in use: the part of the resident memory the program allocated.
+    public static func heapBytesInUse() -> Int {
+        Int(cperf_heap_in_use())
     }
 
     public static func wallClockNanos() -> Int64 {

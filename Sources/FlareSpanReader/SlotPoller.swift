@@ -2,7 +2,7 @@ import FlareContextReader
 import FlareSampler
 import Glibc
 
-/// Copies the slots of recently sampled threads every millisecond on its own
+/// Copies the slots of recently sampled threads every half millisecond on its own
 /// thread and merges what it sees into each slot's history, so a sample whose
 /// read was delayed (the pipeline was busy loading symbols, or descheduled)
 /// still finds the transitions its thread's ring has since overwritten.

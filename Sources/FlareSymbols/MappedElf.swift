@@ -5,9 +5,9 @@ import Glibc
 /// lines), read through libelf's read-only mapping of the whole file.
 ///
 /// Every page a lookup touches stays resident and counts against the agent's
-/// memory, so `releasePages()` hands them back: the mapping is private and
-/// file-backed, so dropping its pages loses nothing (but changes made through
-/// a copy-on-write view) and the next read faults them back in from the page cache.
+/// memory, so `releasePages()` hands them back: the mapping is private,
+/// read-only and file-backed, so dropping its pages loses nothing and the next
+/// read faults them back in from the page cache.
 public final class MappedElf {
     public let elf: OpaquePointer
     private let fd: Int32
@@ -21,13 +21,11 @@ public final class MappedElf {
         public let description: String
     }
 
-    /// - Parameter copyOnWrite: map the file writable in private, so that
-    ///   libelf's update calls may change this process's view of it (never the file).
-    public init(path: String, copyOnWrite: Bool = false) throws(OpenError) {
+    public init(path: String) throws(OpenError) {
         guard Self.libelfReady else { throw OpenError(description: "libelf version mismatch") }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw OpenError(description: "\(path): \(String(cString: strerror(errno)))") }
-        guard let elf = elf_begin(fd, copyOnWrite ? ELF_C_READ_MMAP_PRIVATE : ELF_C_READ_MMAP, nil), elf_kind(elf) == ELF_K_ELF else {
+        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil), elf_kind(elf) == ELF_K_ELF else {
             close(fd)
             throw OpenError(description: "\(path): not an ELF file")
         }
@@ -45,6 +43,20 @@ public final class MappedElf {
     public func releasePages() {
         guard let mapped, let base = mapped.baseAddress else { return }
         madvise(base, mapped.count, MADV_DONTNEED)
+    }
+
+    /// Runs `body` with the page holding the ELF header writable, so that
+    /// libelf's update calls may change this process's private view of it
+    /// (never the file; the page goes back to the file's bytes at the next
+    /// `releasePages()`). Only that page is made writable: a whole writable
+    /// private mapping would be charged in full against a strict overcommit
+    /// limit. Nil, without running `body`, when libelf did not map the file.
+    public func withWritableHeader<T>(_ body: () -> T) -> T? {
+        guard let mapped, let base = mapped.baseAddress else { return nil }
+        let page = min(mapped.count, sysconf(Int32(_SC_PAGESIZE)))
+        guard mprotect(base, page, PROT_READ | PROT_WRITE) == 0 else { return nil }
+        defer { mprotect(base, page, PROT_READ) }
+        return body()
     }
 
     /// libelf's mapping of the file, if the whole file is mapped from `fd`:

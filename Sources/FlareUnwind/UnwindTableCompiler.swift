@@ -29,10 +29,10 @@ public enum UnwindTableCompiler {
     /// The table of the ELF file at `path`, its functions compiled on first use.
     public static func open(path: String) throws(Failure) -> UnwindTable {
         let file: MappedElf
-        do { file = try MappedElf(path: path, copyOnWrite: true) } catch { throw Failure(description: error.description) }
+        do { file = try MappedElf(path: path) } catch { throw Failure(description: error.description) }
         let segments = ElfImage.loadSegments(file.elf)
         let fdeStarts = ehFrameHeaderTable(file.elf)
-        guard !fdeStarts.isEmpty, let cfi = searchableCFI(file.elf) else {
+        guard !fdeStarts.isEmpty, let cfi = searchableCFI(file) else {
             return UnwindTable(fdeStarts: [], segments: segments, compiler: nil)
         }
         return UnwindTable(fdeStarts: fdeStarts, segments: segments, compiler: FunctionCompiler(file: file, cfi: cfi))
@@ -44,18 +44,22 @@ public enum UnwindTableCompiler {
     /// way (every Swift binary), and libdw then reads and keeps every FDE up
     /// to the one it looks for: 10 MB of heap for a lookup near the end of
     /// the static flare binary. Through the program headers it always uses the
-    /// table, so the section headers are hidden from it while it opens the
-    /// CFI (in this process's copy-on-write view of the file).
-    static func searchableCFI(_ elf: OpaquePointer) -> OpaquePointer? {
-        var header = GElf_Ehdr()
-        guard gelf_getehdr(elf, &header) != nil else { return nil }
-        let stringsIndex = header.e_shstrndx
-        header.e_shstrndx = 0
-        guard gelf_update_ehdr(elf, &header) != 0 else { return dwarf_getcfi_elf(elf) }
-        let cfi = dwarf_getcfi_elf(elf)
-        header.e_shstrndx = stringsIndex
-        _ = gelf_update_ehdr(elf, &header)
-        return cfi ?? dwarf_getcfi_elf(elf)
+    /// table, so the section headers are hidden from it (in this process's
+    /// view of the ELF header) while it opens the CFI.
+    static func searchableCFI(_ file: MappedElf) -> OpaquePointer? {
+        let elf = file.elf
+        let throughProgramHeaders = file.withWritableHeader { () -> OpaquePointer? in
+            var header = GElf_Ehdr()
+            guard gelf_getehdr(elf, &header) != nil else { return nil }
+            let stringsIndex = header.e_shstrndx
+            header.e_shstrndx = 0
+            guard gelf_update_ehdr(elf, &header) != 0 else { return nil }
+            let cfi = dwarf_getcfi_elf(elf)
+            header.e_shstrndx = stringsIndex
+            _ = gelf_update_ehdr(elf, &header)
+            return cfi
+        }
+        return (throughProgramHeaders ?? nil) ?? dwarf_getcfi_elf(elf)
     }
 
     /// One file's open CFI, from which functions are compiled one at a time.
@@ -174,7 +178,6 @@ public enum UnwindTableCompiler {
             && atoms[2] == 0x3f && atoms[3] == 0x1a && (atoms[4] == 0x3b || atoms[4] == 0x3a)
             && atoms[5] == 0x2a && atoms[6] == 0x33 && atoms[7] == 0x24 && atoms[8] == 0x22
     }
-
 
     /// The sorted FDE start addresses from `.eh_frame_hdr`'s binary-search table.
     static func ehFrameHeaderTable(_ elf: OpaquePointer) -> [UInt64] {
