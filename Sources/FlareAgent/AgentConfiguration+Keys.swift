@@ -85,7 +85,7 @@ extension AgentConfiguration {
                 c.metricsAddress = text
             },
             show: { $0.metricsAddress.map(quoted) ?? "\"\"" }),
-        Key(name: "agent.cache_bytes", help: "memory for symbol and unwind caches before they are dropped and rebuilt",
+        Key(name: "agent.cache_bytes", help: "memory for symbol and unwind caches; the files used longest ago are dropped beyond it",
             apply: { s, c throws(ConfigurationError) in c.cacheBytes = try bytes(s, in: (1 << 20)...(1 << 36)) },
             show: { String($0.cacheBytes) }),
         Key(name: "agent.debug_info_max_bytes",

@@ -58,7 +58,7 @@ public final class AgentMetrics: Sendable {
         metric("flare_agent_config_reload_errors_total", "counter", "SIGHUP reloads rejected (the old configuration stays).", c.configReloadErrors)
         metric("flare_agent_tracked_processes", "gauge", "Processes the agent holds state for.", s.trackedProcesses)
         metric("flare_agent_cache_bytes", "gauge", "Estimated bytes in symbol and unwind caches.", s.cacheBytes)
-        metric("flare_agent_cache_resets_total", "counter", "Times the caches exceeded agent.cache_bytes and were rebuilt.", s.cacheEvictions)
+        metric("flare_agent_cache_evictions_total", "counter", "Files dropped from the symbol and unwind caches, least recently used first, to stay within agent.cache_bytes.", s.cacheEvictions)
         let usage = OwnUsage.current()
         metric("flare_agent_cpu_seconds_total", "counter", "The agent's own CPU time, user and system.", usage.cpuSeconds)
         metric("flare_agent_resident_bytes", "gauge", "The agent's resident memory.", usage.residentBytes)

@@ -29,9 +29,10 @@ public struct UploadDestination: Sendable {
             ]
         case .pyroscope:
             components?.path += "/ingest"
-            // Pyroscope's name syntax has no quoting: keep label text to safe characters.
+            // Pyroscope's name syntax has no quoting, and Pyroscope checks label
+            // names as Prometheus does: names become host_name, values keep to safe characters.
             let labels = m.labels.sorted { $0.key < $1.key }.filter { $0.key != "service.name" }
-                .map { "\(Self.pyroscopeSafe($0.key))=\(Self.pyroscopeSafe($0.value))" }
+                .map { "\(Self.pyroscopeLabelName($0.key))=\(Self.pyroscopeSafe($0.value))" }
             components?.queryItems = [
                 URLQueryItem(name: "name", value: Self.pyroscopeSafe(m.service) + ".cpu{" + labels.joined(separator: ",") + "}"),
                 URLQueryItem(name: "from", value: String(m.startNanos / 1_000_000_000)),
@@ -53,6 +54,12 @@ public struct UploadDestination: Sendable {
 
     static func escapeLabelValue(_ v: String) -> String {
         v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+    }
+
+    /// A Prometheus label name, [A-Za-z_][A-Za-z0-9_]*: `container.id` becomes `container_id`.
+    static func pyroscopeLabelName(_ s: String) -> String {
+        let name = String(s.unicodeScalars.map { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) ? Character($0) : "_" })
+        return name.first?.isNumber == false ? name : "_" + name
     }
 
     static func pyroscopeSafe(_ s: String) -> String {

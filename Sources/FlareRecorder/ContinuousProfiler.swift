@@ -67,6 +67,7 @@ public struct ContinuousStatistics: Sendable {
     public var labelledSamples = 0
     public var cacheBytes = 0
     public var trackedProcesses = 0
+    /// Files dropped from the symbol and unwind caches to stay within budget.
     public var cacheEvictions = 0
 
     public init() {}
@@ -273,15 +274,30 @@ public final class ContinuousProfiler {
 
     private var cacheBytes: Int { symbolizer.memoryBytes + unwindTables.memoryBytes }
 
-    /// Over budget, start the caches afresh: every file in use is parsed again
-    /// on its next sample, which costs milliseconds once per window at worst,
-    /// and memory stays bounded however many distinct binaries run.
+    /// Over budget, drops the files used longest ago from both caches until
+    /// they hold three quarters of it (so the next windows do not evict
+    /// again at once); `force` (the agent is over its memory limit) drops
+    /// everything. A dropped file is parsed again on its next sample, which
+    /// costs milliseconds, and memory stays bounded however many distinct
+    /// binaries run. Then the caches' clock moves on to the next window.
     private func trimCaches(force: Bool = false) {
-        guard force || cacheBytes > options.cacheBytes else { return }
-        totals.cacheEvictions += 1
-        symbolizer = Symbolizer(expandInlines: options.inlineFrames, maxDebugInfoBytes: options.maxDebugInfoBytes)
-        unwindTables = UnwindTableCache()
-        pipeline.replaceCaches(unwinder: Self.unwinder(options, unwindTables), symbolizer: symbolizer)
+        defer {
+            symbolizer.clock += 1
+            unwindTables.clock = symbolizer.clock
+        }
+        let held = cacheBytes
+        guard force || held > options.cacheBytes else { return }
+        let files = symbolizer.cachedFiles + unwindTables.cachedFiles
+        let dropped = force ? files : files.leastRecentlyUsed(freeing: held - options.cacheBytes * 3 / 4)
+        totals.cacheEvictions += dropped.count
+        // Each cache ignores the other's keys.
+        let keys = Set(dropped.map(\.key))
+        symbolizer.evict(keys)
+        unwindTables.evict(keys)
+        // The module registry holds the images it has met: start it afresh so
+        // that the evicted ones are released (the window's stacks, which name
+        // modules by index, were just reset).
+        pipeline.forgetModules()
     }
 
     /// Drops the symbol and unwind caches now (the agent is over its memory limit).

@@ -102,9 +102,10 @@ extension SamplePipeline {
     /// Starts again with empty symbol and unwind caches (the agent's memory
     /// bound): files are opened again on first use; what is known of the
     /// processes, their spans and the running counts stays.
-    mutating func replaceCaches(unwinder: Unwinder, symbolizer: Symbolizer) {
-        self.unwinder = unwinder
-        registry = ModuleRegistry(symbolizer: symbolizer, locator: registry.locator)
+    /// Starts module ids afresh, releasing the images the registry holds;
+    /// only between windows, while no counted stack names a module.
+    mutating func forgetModules() {
+        registry = ModuleRegistry(symbolizer: registry.symbolizer, locator: registry.locator)
     }
 
     /// Starts a new window: counted stacks and per-window tallies are cleared;

@@ -25,6 +25,8 @@ public final class ElfImage: @unchecked Sendable {
     public internal(set) var originalPath: String?
     /// Where the symbols came from, when not from this file (separate debug info).
     public private(set) var symbolSource: String?
+    /// The symbolizer's clock when the image was last used, for eviction.
+    var lastUse = 0
     /// The open file: the same inode whatever happens to the path.
     private let file: OpenFile
     private var fd: Int32 { file.fd }

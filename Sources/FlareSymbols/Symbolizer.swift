@@ -33,21 +33,56 @@ public final class Symbolizer {
         self.maxDebugInfoBytes = maxDebugInfoBytes
     }
 
+    /// Advanced by the owner (the agent: once per window). Files are stamped
+    /// with it when used, and `evict` is given those stamped longest ago.
+    public var clock = 0
+
     /// An estimate of the memory the caches hold: symbol tables, frames
     /// found, and for each file whose DWARF libdw has open the size of its
     /// debug sections (what libdw holds lives inside it, where it cannot be counted).
     public var memoryBytes: Int {
-        imagesByBuildID.values.reduce(0) { $0 + $1.memoryBytes }
-            + imagesByIdentity.values.reduce(0) { $0 + (($1?.buildID == nil ? $1?.memoryBytes : 0) ?? 0) }
-            + sourceLines.values.reduce(0) { $0 + ($1?.debugBytes ?? 0) } + knownFramesBytes
-            + demangled.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 32 }
+        cachedFiles.reduce(0) { $0 + $1.bytes } + demangled.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 32 }
+    }
+
+    /// Each open file with what it holds: its symbols, its DWARF and the frames found in it.
+    public var cachedFiles: [CachedFile] {
+        var images: [ObjectIdentifier: ElfImage] = [:]
+        for case let image? in imagesByIdentity.values { images[ObjectIdentifier(image)] = image }
+        return images.map { id, image in
+            CachedFile(key: Self.key(id), lastUse: image.lastUse,
+                       bytes: image.memoryBytes + (sourceLines[id]??.debugBytes ?? 0) + (framesBytes[id] ?? 0))
+        }
+    }
+
+    private static func key(_ id: ObjectIdentifier) -> String { "elf:" + String(UInt(bitPattern: id), radix: 16) }
+
+    /// Forgets the files named by `cachedFiles` keys: the next use opens them
+    /// again. Files that failed to open are retried too, and the demangling
+    /// memo starts afresh.
+    public func evict(_ keys: Set<String>) {
+        guard !keys.isEmpty else { return }
+        var gone = Set<ObjectIdentifier>()
+        for case let image? in imagesByIdentity.values where keys.contains(Self.key(ObjectIdentifier(image))) {
+            gone.insert(ObjectIdentifier(image))
+        }
+        imagesByIdentity = imagesByIdentity.filter { $0.value.map { !gone.contains(ObjectIdentifier($0)) } ?? false }
+        imagesByBuildID = imagesByBuildID.filter { !gone.contains(ObjectIdentifier($0.value)) }
+        for id in gone {
+            sourceLines[id] = nil
+            framesBytes[id] = nil
+        }
+        knownFrames = knownFrames.filter { !gone.contains($0.key.image) }
+        demangled.removeAll()
     }
 
     /// The parsed ELF for a mapping, trying each candidate path in turn (a
     /// deleted file is still reachable through /proc/PID/map_files while the
     /// process lives; a container's files through /proc/PID/root).
     public func image(identity: String, candidates: [String]) -> ElfImage? {
-        if let cached = imagesByIdentity[identity] { return cached }
+        if let cached = imagesByIdentity[identity] {
+            cached?.lastUse = clock
+            return cached
+        }
         var opened: ElfImage?
         var openedPath = ""
         var lastError = "no path to open"
@@ -69,6 +104,7 @@ public final class Symbolizer {
             }
         }
         if opened == nil, let first = candidates.last { failures[first] = lastError }
+        opened?.lastUse = clock
         imagesByIdentity[identity] = opened
         return opened
     }
@@ -81,11 +117,12 @@ public final class Symbolizer {
     /// symbol, as perf names it; nil if nothing names the address. Answers
     /// are kept: every window asks again for the frames it holds.
     public func frames(in image: ElfImage, fileOffset: UInt64) -> [SourceFrame]? {
+        image.lastUse = clock
         let key = FrameAddress(image: ObjectIdentifier(image), fileOffset: fileOffset)
         if let known = knownFrames[key] { return known }
         let found = lookUpFrames(in: image, fileOffset: fileOffset)
         knownFrames[key] = found
-        knownFramesBytes += 48 + (found?.reduce(0) { $0 + 48 + $1.function.utf8.count + $1.file.utf8.count } ?? 0)
+        framesBytes[key.image, default: 0] += 48 + (found?.reduce(0) { $0 + 48 + $1.function.utf8.count + $1.file.utf8.count } ?? 0)
         return found
     }
 
@@ -94,7 +131,7 @@ public final class Symbolizer {
         let fileOffset: UInt64
     }
     private var knownFrames: [FrameAddress: [SourceFrame]?] = [:]
-    private var knownFramesBytes = 0
+    private var framesBytes: [ObjectIdentifier: Int] = [:]
 
     private func lookUpFrames(in image: ElfImage, fileOffset: UInt64) -> [SourceFrame]? {
         let symbol = function(in: image, fileOffset: fileOffset)
@@ -143,6 +180,7 @@ public final class Symbolizer {
 
     /// The demangled function containing a file offset of `image`.
     public func function(in image: ElfImage, fileOffset: UInt64) -> String? {
+        image.lastUse = clock
         prepareSymbols(image)
         guard let symbol = image.symbols.lookup(image.virtualAddress(fileOffset: fileOffset)) else { return nil }
         // "name@@GLIBC_2.34": the symbol version is not part of the function's name.
@@ -186,5 +224,36 @@ public final class Symbolizer {
         let result = Demangler.demangle(name)
         demangled[name] = result
         return result
+    }
+}
+
+/// One file's share of a cache, so that the symbol and unwind caches, which
+/// share one memory budget, can drop the least recently used files first.
+public struct CachedFile: Sendable {
+    /// What the cache's `evict` takes; the two caches' keys never coincide
+    /// (the symbolizer's start with "elf:", file identities do not).
+    public let key: String
+    /// The cache's clock when the file was last used.
+    public let lastUse: Int
+    public let bytes: Int
+
+    public init(key: String, lastUse: Int, bytes: Int) {
+        self.key = key
+        self.lastUse = lastUse
+        self.bytes = bytes
+    }
+}
+
+extension Sequence<CachedFile> {
+    /// The files to drop to free `bytes`: least recently used first, and the
+    /// larger first among files last used at the same time.
+    public func leastRecentlyUsed(freeing bytes: Int) -> [CachedFile] {
+        var freed = 0
+        var chosen: [CachedFile] = []
+        for file in sorted(by: { ($0.lastUse, $1.bytes) < ($1.lastUse, $0.bytes) }) where freed < bytes {
+            chosen.append(file)
+            freed += file.bytes
+        }
+        return chosen
     }
 }

@@ -25,8 +25,9 @@ struct AgentTests {
             if !up { throw TestFailure("the store did not start: \(store?.log ?? "")") }
         }
 
-        func startAgent(targets: String, extra: [String] = []) throws {
-            agent = try Daemon("agent", ["agent", "--store", storeURL, "--window", "\(Int(window))s", "--spool-dir", spoolDirectory,
+        /// Starts the agent shipping to this fleet's store, or to `destinations` when given.
+        func startAgent(targets: String, destinations: [String]? = nil, extra: [String] = []) throws {
+            agent = try Daemon("agent", ["agent"] + (destinations ?? ["--store", storeURL]) + ["--window", "\(Int(window))s", "--spool-dir", spoolDirectory,
                                          "--metrics-address", "127.0.0.1:\(metricsPort)", "--process-regex", targets,
                                          "--call-graph", "fp", "--host-name", "test-host"] + extra,
                              environment: ["FLARE_AGENT_LOG_LEVEL": "debug", "PATH": "/usr/bin:/bin"])
@@ -136,6 +137,60 @@ struct AgentTests {
         // SIGTERM: the agent flushes and exits within 5 s.
         let (status, seconds) = fleet.agent!.terminate()
         #expect(status == 0 && seconds < 5, "agent exit \(status) after \(seconds) s")
+        fleet.store?.terminate()
+    }
+
+    /// The cgroup v2 hierarchy's mount point: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host.
+    static func cgroup2Mount() -> String? {
+        guard let mounts = try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8) else { return nil }
+        let fields = mounts.split(separator: "\n").map { $0.split(separator: " ") }
+        return fields.first { $0.count > 2 && $0[2] == "cgroup2" }.map { String($0[1]) }
+    }
+
+    @Test("targets narrow what is profiled (pids, cgroup, exclusions); windows go to a Pyroscope-compatible server instead of the store")
+    func targetsAndPyroscope() throws {
+        guard let hierarchy = Self.cgroup2Mount(), access(hierarchy, W_OK) == 0 else {
+            print("SKIPPED targets and Pyroscope shipping: this host has no writable cgroup v2 hierarchy to build a container cgroup in")
+            return
+        }
+        // A cgroup named as Docker names a container's, below a parent the agent is told to profile.
+        let containerID = (UUID().uuidString + UUID().uuidString).replacingOccurrences(of: "-", with: "").lowercased()
+        let parent = "/flare-test-\(containerID.prefix(8))"
+        let container = parent + "/docker-\(containerID).scope"
+        try FileManager.default.createDirectory(atPath: hierarchy + container, withIntermediateDirectories: true)
+        defer { rmdir(hierarchy + container); rmdir(hierarchy + parent) }
+
+        let names = ["agent_gamma", "agent_delta", "agent_epsilon", "agent_zeta"]
+        var workloads: [String: Process] = [:]
+        for name in names { workloads[name] = try Self.launch(try Self.burner(name), ["15"]) }
+        defer { workloads.values.forEach { if $0.isRunning { $0.terminate() }; $0.waitUntilExit() } }
+        func pid(_ name: String) -> Int32 { workloads[name]!.processIdentifier }
+        // gamma: listed, in the container, not excluded: the only one profiled.
+        // delta: listed, outside the container. epsilon: listed and inside, but excluded. zeta: inside, not listed.
+        let procs = try #require(FileHandle(forWritingAtPath: hierarchy + container + "/cgroup.procs"))
+        for name in ["agent_gamma", "agent_epsilon", "agent_zeta"] { try procs.write(contentsOf: Data("\(pid(name))\n".utf8)) }
+        try procs.close()
+
+        let fleet = Fleet(window: 2)
+        try fleet.startStore()
+        let listed = ["agent_gamma", "agent_delta", "agent_epsilon"].flatMap { ["--pid", "\(pid($0))"] }
+        try fleet.startAgent(targets: "^agent_(gamma|delta|epsilon|zeta)$", destinations: ["--store", "", "--pyroscope", fleet.storeURL],
+                             extra: listed + ["--cgroup", parent, "--exclude", "^agent_eps"])
+        let arrived = Daemon.wait(seconds: 2 * fleet.window + 5) { fleet.services()["agent_gamma"] != nil }
+        #expect(arrived, "services: \(fleet.services().keys.sorted()); agent log:\n\(fleet.agent?.log.suffix(3000) ?? "")")
+        // Two more windows: a process wrongly included would have arrived by now too.
+        sleep(UInt32(2 * fleet.window))
+        let profiled = Set(fleet.services().keys.filter { names.contains($0) })
+        #expect(profiled == ["agent_gamma"], "profiled: \(profiled.sorted())")
+
+        let top = Daemon.json(fleet.storeURL + "/api/v1/top?service=agent_gamma&from=0&limit=5")
+        #expect((top?["functions"] as? [[String: Any]])?.first?["name"] as? String == "burn_here", "\(String(describing: top))")
+        // Pyroscope validates label names as Prometheus does: container.id arrives as container_id.
+        let ids = Daemon.json(fleet.storeURL + "/api/v1/labels/container_id/values?service=agent_gamma&from=0")
+        #expect(ids?["values"] as? [String] == [containerID], "\(String(describing: ids))")
+        let hosts = Daemon.json(fleet.storeURL + "/api/v1/labels/host_name/values?service=agent_gamma&from=0")
+        #expect(hosts?["values"] as? [String] == ["test-host"], "\(String(describing: hosts))")
+        #expect(fleet.agent!.terminate().status == 0)
         fleet.store?.terminate()
     }
 

@@ -4,10 +4,18 @@
  * hash loop, a short recursive descent), then the parent prints the wall
  * time. Built -O2 without frame pointers, as a real deployment would be.
  *
- *   busy PROCS ROUNDS
+ *   busy PROCS ROUNDS          fixed work, prints the wall time
+ *   busy PROCS --count FILE    runs until killed; worker p adds each finished
+ *                              round to the 64-bit counter at byte 64 * p of
+ *                              FILE, so a reader can measure throughput over
+ *                              any interval without processes starting or
+ *                              finishing inside it
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,16 +50,36 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static void round_of_work(int p, unsigned r) {
+    sort_batch((unsigned)(p * 7919) + r);
+    sink += descend(12, (unsigned long)r);
+}
+
+static int count_forever(int procs, const char *path) {
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ftruncate(fd, 64 * procs) != 0) { perror(path); return 1; }
+    volatile unsigned long *counters = mmap(NULL, 64 * procs, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (counters == MAP_FAILED) { perror("mmap"); return 1; }
+    for (int p = 0; p < procs; p++) {
+        if (fork() == 0) {
+            for (unsigned r = 0;; r++) {
+                round_of_work(p, r);
+                __atomic_add_fetch(&counters[8 * p], 1, __ATOMIC_RELAXED);
+            }
+        }
+    }
+    while (wait(NULL) > 0) {}
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int procs = argc > 1 ? atoi(argv[1]) : 4;
+    if (argc > 3 && strcmp(argv[2], "--count") == 0) return count_forever(procs, argv[3]);
     int rounds = argc > 2 ? atoi(argv[2]) : 200;
     double start = now();
     for (int p = 0; p < procs; p++) {
         if (fork() == 0) {
-            for (int r = 0; r < rounds; r++) {
-                sort_batch((unsigned)(p * 7919 + r));
-                sink += descend(12, (unsigned long)r);
-            }
+            for (int r = 0; r < rounds; r++) round_of_work(p, (unsigned)r);
             _exit(0);
         }
     }
