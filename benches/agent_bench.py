@@ -13,13 +13,14 @@
    compared with the mean of the two quiet segments around it, which cancels
    the machine's slow drifts. The agent is started before its segment and
    measured only after it has met the workload and cut its first window, as
-   on a host where it has been running; a segment spans whole windows, so it
-   carries its share of cuts and uploads. Reports the median and the mean
+   on a host where it has been running; a segment as long as a window then
+   holds one cut and upload, its share. Short segments, many cycles: the
+   machine drifts by several per cent over a minute. Reports the median and the mean
    (with its standard error) of those per-cycle slowdowns, the agent's and
    the local store's CPU during the agent segments, and perf's CPU and bytes
    written per minute.
 
-Usage: benches/agent_bench.py [--duration 120] [--cycles 8] [--segment 20] [--flare .build/release/flare]
+Usage: benches/agent_bench.py [--duration 120] [--cycles 24] [--segment 10] [--flare .build/release/flare]
 """
 import argparse
 import mmap
@@ -111,8 +112,8 @@ def run_workload(binary, procs, rounds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=120, help="seconds of the agent-cost phase")
-    parser.add_argument("--cycles", type=int, default=8, help="cycles (quiet, agent, quiet, perf) of the slowdown phase")
-    parser.add_argument("--segment", type=float, default=20, help="seconds of one measured segment (whole 10 s windows)")
+    parser.add_argument("--cycles", type=int, default=24, help="cycles (quiet, agent, quiet, perf) of the slowdown phase")
+    parser.add_argument("--segment", type=float, default=10, help="seconds of one measured segment (one window cut falls in each agent segment)")
     parser.add_argument("--settle", type=float, default=3, help="seconds left after a profiler stops before the next segment")
     parser.add_argument("--work-seconds", type=float, default=8, help="about how long one workload run of the cost phase takes")
     parser.add_argument("--procs", type=int, default=4)

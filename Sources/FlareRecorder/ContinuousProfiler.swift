@@ -93,8 +93,8 @@ extension ContinuousStatistics {
 /// pipeline. Not thread-safe: one thread drains and cuts.
 public final class ContinuousProfiler {
     private let session: SamplingSession
-    private var symbolizer: Symbolizer
-    private var unwindTables: UnwindTableCache
+    private let symbolizer: Symbolizer
+    private let unwindTables: UnwindTableCache
     private var pipeline: SamplePipeline<AnyUnwinder>
     /// The pipeline's process table, reachable while the pipeline is mutating.
     private let processTable: ProcessTable
@@ -188,6 +188,7 @@ public final class ContinuousProfiler {
     ///   - start, end: the window's wall-clock range in Unix nanoseconds.
     ///   - hostName: the `host.name` resource label.
     public func cutWindow(start: Int64, end: Int64, hostName: String) -> [ProcessGroupWindow] {
+        symbolizer.jitMapsMayHaveGrown()
         var groups: [GroupKey: [Int32]] = [:]
         for pid in pipeline.samplesByPid.keys {
             groups[groupKey(pid), default: []].append(pid)
@@ -265,6 +266,7 @@ public final class ContinuousProfiler {
         for pid in exited {
             pipeline.processes.remove(pid)
             pipeline.spans?.reader.dropProcess(pid)
+            symbolizer.forgetProcess(pid)
             identities[pid] = nil
             decisions[pid] = nil
             commNames[pid] = nil

@@ -99,9 +99,6 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
 }
 
 extension SamplePipeline {
-    /// Starts again with empty symbol and unwind caches (the agent's memory
-    /// bound): files are opened again on first use; what is known of the
-    /// processes, their spans and the running counts stays.
     /// Starts module ids afresh, releasing the images the registry holds;
     /// only between windows, while no counted stack names a module.
     mutating func forgetModules() {

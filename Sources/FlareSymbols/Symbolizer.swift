@@ -188,16 +188,41 @@ public final class Symbolizer {
         return demangle(symbol)
     }
 
-    private var perfMaps: [Int32: PerfMapSymbols?] = [:]
+    /// Each JIT process's perf map, with the size it had when read.
+    private var perfMaps: [Int32: (bytes: Int, symbols: PerfMapSymbols?)] = [:]
+    /// Maps to look at again before their next use: a JIT appends to its map
+    /// as it compiles, so a long-lived process's map must be read again once it grew.
+    private var perfMapsToCheck = Set<Int32>()
 
     /// The JIT function at `address` in process `pid`, from its perf map
     /// (looked up in the process's own /tmp too, for containers).
     public func jitFunction(pid: Int32, address: UInt64) -> String? {
-        if perfMaps[pid] == nil {
-            let text = ["/tmp/perf-\(pid).map", "/proc/\(pid)/root/tmp/perf-\(pid).map"].lazy.compactMap { Self.readSmallFile($0) }.first
-            perfMaps[pid] = text.flatMap { PerfMapSymbols(text: $0) }
+        if perfMaps[pid] == nil || perfMapsToCheck.contains(pid) { loadPerfMap(pid) }
+        return perfMaps[pid]?.symbols?.table.lookup(address).map(demangle)
+    }
+
+    private func loadPerfMap(_ pid: Int32) {
+        perfMapsToCheck.remove(pid)
+        for path in ["/tmp/perf-\(pid).map", "/proc/\(pid)/root/tmp/perf-\(pid).map"] {
+            var info = stat()
+            guard stat(path, &info) == 0 else { continue }
+            if let known = perfMaps[pid], known.bytes == Int(info.st_size) { return }
+            guard let text = Self.readSmallFile(path) else { continue }
+            perfMaps[pid] = (text.utf8.count, PerfMapSymbols(text: text))
+            return
         }
-        return perfMaps[pid]??.table.lookup(address).map(demangle)
+        perfMaps[pid] = (-1, nil)
+    }
+
+    /// Before a window's JIT frames are named: each perf map is checked for growth at its next use.
+    public func jitMapsMayHaveGrown() {
+        perfMapsToCheck = Set(perfMaps.keys)
+    }
+
+    /// Drops what is kept for an exited process (its perf map).
+    public func forgetProcess(_ pid: Int32) {
+        perfMaps[pid] = nil
+        perfMapsToCheck.remove(pid)
     }
 
     /// A text file of at most 64 MiB, or nil.

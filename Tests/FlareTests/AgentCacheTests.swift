@@ -7,10 +7,11 @@ import FlareUnwind
 import Foundation
 import Testing
 
-/// The agent's symbol and unwind caches share one budget and drop the files
-/// used longest ago first; a dropped file is opened again on its next use.
-@Suite("cache eviction")
-struct CacheEvictionTests {
+/// What the agent keeps between windows. Its symbol and unwind caches share
+/// one budget and drop the files used longest ago first (a dropped file is
+/// opened again on its next use); JIT perf maps are read again once they grew.
+@Suite("agent caches")
+struct AgentCacheTests {
     static let libc = "/lib/x86_64-linux-gnu/libc.so.6"
     static let libdw = "/lib/x86_64-linux-gnu/libdw.so.1"
 
@@ -124,5 +125,25 @@ struct CacheEvictionTests {
             evictionsBefore = evictions
             #expect(Self.openDescriptors(to: binary) == 0, "\(name) is still open after its files were dropped")
         }
+    }
+
+    @Test func aJITMapThatGrewIsReadAgainForTheNextWindow() throws {
+        // Above the kernel's largest pid (2^22): no process has it.
+        let pid = Int32(4_194_400 + Int.random(in: 0..<100_000))
+        let path = "/tmp/perf-\(pid).map"
+        defer { unlink(path) }
+        try "7f0000001000 100 jit_first\n".write(toFile: path, atomically: false, encoding: .utf8)
+        let symbolizer = Symbolizer()
+        #expect(symbolizer.jitFunction(pid: pid, address: 0x7f00_0000_1010) == "jit_first")
+
+        let map = try #require(FileHandle(forWritingAtPath: path))
+        try map.seekToEnd()
+        try map.write(contentsOf: Data("7f0000002000 100 jit_second\n".utf8))
+        try map.close()
+        // Within a window the map read stands; the next window reads the grown map.
+        #expect(symbolizer.jitFunction(pid: pid, address: 0x7f00_0000_2010) == nil)
+        symbolizer.jitMapsMayHaveGrown()
+        #expect(symbolizer.jitFunction(pid: pid, address: 0x7f00_0000_2010) == "jit_second")
+        #expect(symbolizer.jitFunction(pid: pid, address: 0x7f00_0000_1010) == "jit_first")
     }
 }
