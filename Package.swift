@@ -115,7 +115,7 @@ let package = Package(
             name: "FlareTests",
             dependencies: [
                 "FlareProfile", "FlareSampler", "FlareProcesses", "FlareSymbols", "FlareRecorder",
-                "FlareContextReader", "FlareSpanReader", "FlareFlameGraph",
+                "FlareContextReader", "FlareSpanReader", "FlareFlameGraph", "FlareAgent",
             ],
             exclude: ["Workloads", "Fixtures"]
         ),
