@@ -123,8 +123,9 @@ struct SpanLabelTests {
         #expect(quiet.values.reduce(0, +) > 200 && newcomer.values.reduce(0, +) > 200, "\(spansByFunction)")
         #expect(quiet.keys.allSatisfy { $0 == "none" }, "a quiet newcomer carried a span: \(quiet)")
         #expect(newcomer.keys.allSatisfy { $0 != "dead" }, "a newcomer carried the dead thread's span: \(newcomer)")
-        // A newcomer's own span is found until it exits and frees its slot; samples read later go unlabelled.
-        #expect(newcomer["beef", default: 0] >= 200, "\(newcomer)")
+        // A newcomer's own span is found until it exits and frees its slot; samples read later go
+        // unlabelled, more of them the busier the machine (148 of 1 372 on a loaded CI run, 0 if broken).
+        #expect(newcomer["beef", default: 0] >= 50, "\(newcomer)")
     }
 
     /// Garbage, a wrong version or a layout larger than the mapping: skipped with a warning, no crash.
