@@ -25,7 +25,6 @@ Usage: benches/agent_bench.py [--duration 120] [--cycles 24] [--segment 10] [--f
 import argparse
 import mmap
 import os
-import resource
 import signal
 import socket
 import statistics
@@ -198,8 +197,9 @@ def main():
             quiet.append(counter.rate(args.segment))
             workload.kill()
             workload.wait()
-            subprocess.run(["pkill", "-f", busy])
         finally:
+            # The workload's forked workers outlive a killed parent: stop them on any exit.
+            subprocess.run(["pkill", "-f", busy])
             store.send_signal(signal.SIGTERM)
             store.wait(timeout=30)
 

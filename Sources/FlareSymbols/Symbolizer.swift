@@ -211,7 +211,8 @@ public final class Symbolizer {
             perfMaps[pid] = (text.utf8.count, PerfMapSymbols(text: text))
             return
         }
-        perfMaps[pid] = (-1, nil)
+        // No map (yet): look again next window. A map that went away keeps the names read before.
+        if perfMaps[pid] == nil { perfMaps[pid] = (-1, nil) }
     }
 
     /// Before a window's JIT frames are named: each perf map is checked for growth at its next use.

@@ -60,6 +60,6 @@ public final class UnwindTableCache {
 
     /// Drops the resident pages of the files the tables read (between windows).
     public func releasePages() {
-        for case let table? in tables.values.map(\.table) { table.releasePages() }
+        for entry in tables.values { entry.table?.releasePages() }
     }
 }
