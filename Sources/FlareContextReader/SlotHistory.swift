@@ -20,6 +20,8 @@ public struct SlotHistory: Sendable {
     public private(set) var claimTimeNanos: UInt64
     /// The largest head seen: entries below it were written.
     public private(set) var head: UInt64 = 0
+    /// When the owner released the slot (ABI 1.1), once a copy showed it.
+    public private(set) var releaseTimeNanos: UInt64?
     /// Known entries, oldest first, consecutive indices within each run.
     public private(set) var entries: [Entry] = []
     /// Entries kept (a quarter more between trims); older ones are dropped.
@@ -49,6 +51,7 @@ public struct SlotHistory: Sendable {
                 self = SlotHistory(ownerTID: tid, generation: valid.generation, claimTimeNanos: valid.claimTimeNanos, capacity: capacity)
             }
             head = max(head, valid.head)
+            if let released = valid.releaseTimeNanos { releaseTimeNanos = released }
             insert(valid.entries)
             return nil
         }
@@ -73,6 +76,7 @@ public struct SlotHistory: Sendable {
     /// The answer for a sample at `sampleTime` from what is known.
     public func lookup(sampleTime: UInt64) -> SpanLookup {
         if claimTimeNanos > sampleTime { return .unknown(.claimedAfterSample) }
+        if let released = releaseTimeNanos, sampleTime >= released { return .none(.noSlot) }
         guard var i = entries.indices.last else { return head == 0 ? .none(.noSpanYet) : .unknown(.ringOverrun) }
         while true {
             let entry = entries[i]
@@ -94,6 +98,8 @@ extension SlotResolver {
         public var generation: UInt64
         public var claimTimeNanos: UInt64
         public var head: UInt64
+        /// When the thread released the slot, if the copy shows it released (ABI 1.1).
+        public var releaseTimeNanos: UInt64?
         /// Oldest first, consecutive indices.
         public var entries: [SlotHistory.Entry]
     }
@@ -104,9 +110,10 @@ extension SlotResolver {
                                     ringLength: Int, newerThan: UInt64? = nil) -> Result<ValidEntries, UnknownReason> {
         guard ringLength >= 1, ringLength <= Int(SlotsLayout.maxRingLength), ringLength & (ringLength - 1) == 0,
               let first = SlotHeader(copy), let second = SlotHeader(reread),
-              first.ownerTID == tid, second.ownerTID == tid, first.generation == second.generation, second.head >= first.head
+              first.belongs(to: tid), second.belongs(to: tid), first.generation == second.generation, second.head >= first.head
         else { return .failure(.slotChanged) }
-        var result = ValidEntries(generation: first.generation, claimTimeNanos: first.claimTimeNanos, head: first.head, entries: [])
+        var result = ValidEntries(generation: first.generation, claimTimeNanos: first.claimTimeNanos, head: first.head,
+                                  releaseTimeNanos: first.releaseTime(of: tid), entries: [])
         let h1 = first.head, h2 = second.head, ring = UInt64(ringLength)
         guard h1 > 0 else { return .success(result) }
         var lo: UInt64 = h1 > ring ? h1 - ring : 0

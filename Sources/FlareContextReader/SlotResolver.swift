@@ -22,10 +22,12 @@ public enum SlotResolver {
         guard ringLength >= 1, ringLength <= Int(SlotsLayout.maxRingLength), ringLength & (ringLength - 1) == 0,
               let first = SlotHeader(copy), let second = SlotHeader(reread)
         else { return .unknown(.slotChanged) }
-        guard first.ownerTID == tid, second.ownerTID == tid, first.generation == second.generation,
+        guard first.belongs(to: tid), second.belongs(to: tid), first.generation == second.generation,
               second.head >= first.head
         else { return .unknown(.slotChanged) }
         if first.claimTimeNanos > sampleTime && selection == .atSampleTime { return .unknown(.claimedAfterSample) }
+        // A released slot (ABI 1.1) answers for the time before its release only.
+        if let released = first.releaseTime(of: tid), sampleTime >= released, selection == .atSampleTime { return .none(.noSlot) }
         let h1 = first.head, h2 = second.head
         if h1 == 0 { return .none(.noSpanYet) }
         let ring = UInt64(ringLength)

@@ -16,6 +16,11 @@ public enum SlotsLayout {
     public static let maxRingLength: UInt32 = 4096
     public static let maxSlotCount: UInt32 = 65536
     public static let attachedFlag: UInt8 = 0x01
+    /// `features` bit (ABI 1.1): releases leave `released_tid` and
+    /// `release_time_ns`, and `claim_count` moves with every claim and release.
+    public static let featureReleaseTimes: UInt32 = 0x1
+    /// Bytes of each slot header a scan reads: the re-read prefix plus `release_time_ns`.
+    public static let slotScanPrefix = 40
 }
 
 /// Why a FLARE_SLOTS header was rejected.
@@ -55,6 +60,13 @@ public struct SlotsHeader: Equatable, Sendable {
     public var ringLength: Int
     public var slotCount: Int
     public var overflowCount: UInt64
+    /// ABI 1.1 feature bits (0 from a 1.0 writer).
+    public var features: UInt32 = 0
+    /// Claims and releases so far, when `features` says the writer counts them.
+    public var claimCount: UInt64 = 0
+
+    /// Whether releases are timed and `claimCount` can tell that no owner changed.
+    public var countsClaims: Bool { features & SlotsLayout.featureReleaseTimes != 0 }
 
     /// Bytes the layout occupies from the start of the mapping.
     public var totalSize: UInt64 { UInt64(SlotsLayout.headerSize) + UInt64(slotCount) * UInt64(slotSize) }
@@ -70,7 +82,7 @@ public struct SlotsHeader: Equatable, Sendable {
         let r = ByteReader(bytes: bytes)
         guard bytes.count >= SlotsLayout.headerSize, let version = r.u32(8), let headerSize = r.u32(12),
               let slotSize = r.u32(16), let ring = r.u32(20), let entrySize = r.u32(24), let clock = r.u32(28),
-              let count = r.u32(32), let overflow = r.u64(40)
+              let count = r.u32(32), let features = r.u32(36), let overflow = r.u64(40), let claims = r.u64(48)
         else { throw .truncated }
         guard bytes.prefix(8).elementsEqual(SlotsLayout.magic) else { throw .badMagic }
         guard version == SlotsLayout.version else { throw .unsupportedVersion(version) }
@@ -91,6 +103,8 @@ public struct SlotsHeader: Equatable, Sendable {
         self.ringLength = Int(ring)
         self.slotCount = Int(count)
         self.overflowCount = overflow
+        self.features = features
+        self.claimCount = claims
         guard totalSize <= mappingSize else { throw .largerThanMapping(needed: totalSize, mapping: mappingSize) }
     }
 
@@ -103,19 +117,38 @@ public struct SlotsHeader: Equatable, Sendable {
     }
 }
 
-/// The first 32 bytes of a slot: who owns it, since when, and how far it wrote.
+/// The start of a slot: who owns it (or last released it), since when, and how far it wrote.
 public struct SlotHeader: Equatable, Sendable {
     public var ownerTID: UInt32
+    /// ABI 1.1: the owner that released the slot, while `ownerTID` is 0.
+    public var releasedTID: UInt32
     public var generation: UInt64
     public var claimTimeNanos: UInt64
     public var head: UInt64
+    /// ABI 1.1: when the owner released the slot; 0 while owned, and when
+    /// the bytes end before offset 40 (a re-read prefix).
+    public var releaseTimeNanos: UInt64
 
     public init?(_ bytes: UnsafeRawBufferPointer) {
         let r = ByteReader(bytes: bytes)
-        guard let owner = r.u32(0), let generation = r.u64(8), let claim = r.u64(16), let head = r.u64(24) else { return nil }
+        guard let owner = r.u32(0), let released = r.u32(4), let generation = r.u64(8), let claim = r.u64(16), let head = r.u64(24)
+        else { return nil }
         self.ownerTID = owner
+        self.releasedTID = released
         self.generation = generation
         self.claimTimeNanos = claim
         self.head = head
+        self.releaseTimeNanos = r.u64(32) ?? 0
+    }
+
+    /// The slot is thread `tid`'s: it owns it, or it released it (a 1.0
+    /// writer leaves `released_tid` 0, which names no thread).
+    public func belongs(to tid: UInt32) -> Bool {
+        ownerTID == tid || (ownerTID == 0 && releasedTID == tid && tid != 0)
+    }
+
+    /// When `tid` released the slot, if this header shows it released.
+    public func releaseTime(of tid: UInt32) -> UInt64? {
+        ownerTID == 0 && releasedTID == tid && tid != 0 && releaseTimeNanos != 0 ? releaseTimeNanos : nil
     }
 }

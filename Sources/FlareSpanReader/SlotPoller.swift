@@ -17,6 +17,17 @@ final class SlotPoller: @unchecked Sendable {
         var ringLength: Int
         var tid: UInt32
         var lastUsed: UInt64
+        /// Released by its thread (ABI 1.1): its history is final, nothing to copy.
+        var settled = false
+    }
+
+    /// What the last owner scan of one mapping saw.
+    struct OwnerScan {
+        var claimCount: UInt64
+        /// Slots admitted for polling, by the generation that was admitted: a
+        /// slot is admitted once per claim, so a dead thread's slot is not
+        /// polled for ever.
+        var admitted: [UInt64: UInt64] = [:]
     }
 
     /// Guards `watched`, `histories` and `stopping`.
@@ -26,10 +37,22 @@ final class SlotPoller: @unchecked Sendable {
     private var stopping = false
     /// Publishing processes whose owned slots are watched even before a sample asks.
     private var processes: [Int32: [(start: UInt64, header: SlotsHeader)]] = [:]
+    /// Owner scans by mapping start, per process (under the lock: a process
+    /// that exec'd starts afresh).
+    private var ownerScans: [Int32: [UInt64: OwnerScan]] = [:]
     private var lastOwnerScan: UInt64 = 0
     /// Slots polled at most, so a process with thousands of threads cannot make the poller spin.
     static let maxWatched = 512
     static let ownerScanNanos: UInt64 = 10_000_000
+
+    /// 10 ms per 256 slots watched for new owners: reading every slot header
+    /// pins every page of the mappings, so large mappings are scanned less often
+    /// (their threads' transitions are still merged at each sample's read).
+    /// Call with the lock held.
+    private func ownerScanInterval() -> UInt64 {
+        let slots = processes.values.reduce(0) { $0 + $1.reduce(0) { $0 + $1.header.slotCount } }
+        return Self.ownerScanNanos * UInt64(max(1, (slots + 255) / 256))
+    }
     private var running = false
     let interval: UInt32
     /// Slots not sampled for this long are no longer polled.
@@ -62,10 +85,10 @@ final class SlotPoller: @unchecked Sendable {
     func mergeAndLookup(_ key: Key, copy: UnsafeRawBufferPointer, reread: UnsafeRawBufferPointer, tid: UInt32, ringLength: Int,
                         sampleTime: UInt64, now: UInt64) -> SpanLookup {
         withLock {
-            watched[key] = Watched(size: copy.count, ringLength: ringLength, tid: tid, lastUsed: now)
-            if let reason = merge(key, copy: copy, reread: reread, tid: tid, ringLength: ringLength) {
-                return .unknown(reason)
-            }
+            let reason = merge(key, copy: copy, reread: reread, tid: tid, ringLength: ringLength)
+            watched[key] = Watched(size: copy.count, ringLength: ringLength, tid: tid, lastUsed: now,
+                                   settled: histories[key]?.releaseTimeNanos != nil)
+            if let reason { return .unknown(reason) }
             return histories[key]?.lookup(sampleTime: sampleTime) ?? .unknown(.slotChanged)
         }
     }
@@ -77,10 +100,13 @@ final class SlotPoller: @unchecked Sendable {
             .merge(copy: copy, reread: reread, tid: tid, ringLength: ringLength)
     }
 
-    /// Watches every owned slot of a publishing process, rescanning owners every 10 ms.
+    /// Watches every newly claimed slot of a publishing process, looking for
+    /// claims every 10 ms (reading the slot headers only when the mapping's
+    /// claim counter moved, where its writer keeps one).
     func watchProcess(_ pid: Int32, mappings: [(start: UInt64, header: SlotsHeader)]) {
         withLock {
             processes[pid] = mappings
+            ownerScans[pid] = nil
             lastOwnerScan = 0
         }
     }
@@ -98,6 +124,7 @@ final class SlotPoller: @unchecked Sendable {
             watched = watched.filter { $0.key.pid != pid }
             histories = histories.filter { $0.key.pid != pid }
             processes[pid] = nil
+            ownerScans[pid] = nil
         }
     }
 
@@ -128,11 +155,22 @@ final class SlotPoller: @unchecked Sendable {
         withLock { stopping = true }
     }
 
-    /// Reads the slot headers of each watched process and watches the owned slots.
+    /// Reads the slot headers of each watched process and watches slots
+    /// claimed since the last scan.
     private func scanOwners(_ all: [Int32: [(start: UInt64, header: SlotsHeader)]], now: UInt64) {
         let length = SlotsLayout.slotHeaderPrefix
         for (pid, mappings) in all {
             for mapping in mappings {
+                var header = [UInt8](repeating: 0, count: SlotsLayout.headerSize)
+                guard case .success = header.withUnsafeMutableBytes({ RemoteMemory.read(pid: pid, address: mapping.start, into: $0) }),
+                      let current = header.withUnsafeBytes({ try? SlotsHeader($0, mappingSize: mapping.header.totalSize) })
+                else {
+                    withLock { processes[pid] = nil }
+                    break
+                }
+                var scan = withLock { ownerScans[pid]?[mapping.start] } ?? OwnerScan(claimCount: current.claimCount &- 1)
+                if current.countsClaims && scan.claimCount == current.claimCount { continue }
+                scan.claimCount = current.claimCount
                 let count = mapping.header.slotCount
                 let addresses = (0..<count).map { mapping.start &+ mapping.header.slotOffset($0) }
                 var headers = [UInt8](repeating: 0, count: count * length)
@@ -141,16 +179,18 @@ final class SlotPoller: @unchecked Sendable {
                     withLock { processes[pid] = nil }
                     break
                 }
-                let owned: [(Key, UInt32)] = headers.withUnsafeBytes { raw in
+                let claimed: [(Key, UInt32)] = headers.withUnsafeBytes { raw in
                     (0..<count).compactMap { i in
-                        guard let header = SlotHeader(UnsafeRawBufferPointer(rebasing: raw[(i * length)..<((i + 1) * length)])),
-                              header.ownerTID != 0, header.head > 0
+                        guard let slot = SlotHeader(UnsafeRawBufferPointer(rebasing: raw[(i * length)..<((i + 1) * length)])),
+                              slot.ownerTID != 0, slot.head > 0, scan.admitted[addresses[i]] != slot.generation
                         else { return nil }
-                        return (Key(pid: pid, address: addresses[i]), header.ownerTID)
+                        scan.admitted[addresses[i]] = slot.generation
+                        return (Key(pid: pid, address: addresses[i]), slot.ownerTID)
                     }
                 }
                 withLock {
-                    for (key, tid) in owned where watched.count < Self.maxWatched || watched[key] != nil {
+                    ownerScans[pid, default: [:]][mapping.start] = scan
+                    for (key, tid) in claimed where watched.count < Self.maxWatched || watched[key] != nil {
                         watched[key] = Watched(size: mapping.header.slotSize, ringLength: mapping.header.ringLength, tid: tid, lastUsed: now)
                     }
                 }
@@ -177,15 +217,19 @@ final class SlotPoller: @unchecked Sendable {
         while true {
             let now = Linux.monotonicNanos()
             let scanOwners: [Int32: [(start: UInt64, header: SlotsHeader)]]? = withLock {
-                guard now >= lastOwnerScan + Self.ownerScanNanos, !processes.isEmpty else { return nil }
+                guard now >= lastOwnerScan + ownerScanInterval(), !processes.isEmpty else { return nil }
                 lastOwnerScan = now
                 return processes
             }
             if let scanOwners { self.scanOwners(scanOwners, now: now) }
             let work: [(Key, Watched)]? = withLock {
                 if stopping { return nil }
-                watched = watched.filter { now < $0.value.lastUsed + Self.idleNanos }
-                return Array(watched)
+                // A slot nobody sampled for a while is dropped with its history.
+                for (key, slot) in watched where now >= slot.lastUsed + Self.idleNanos {
+                    watched[key] = nil
+                    histories[key] = nil
+                }
+                return watched.filter { !$0.value.settled }
             }
             guard let work else { return }
             for (key, slot) in work {
@@ -203,6 +247,7 @@ final class SlotPoller: @unchecked Sendable {
                         withLock {
                             _ = merge(key, copy: UnsafeRawBufferPointer(rebasing: copy[0..<slot.size]), reread: second, tid: slot.tid,
                                       ringLength: slot.ringLength)
+                            if histories[key]?.releaseTimeNanos != nil { watched[key]?.settled = true }
                         }
                     }
                 }

@@ -114,7 +114,7 @@ public final class SpanReader {
 
     // MARK: - The protocol
 
-    private func resolve(pid: Int32, tid: Int32, sampleTime: UInt64) -> (SpanLookup, SpanLookup?) {
+    private func resolve(pid: Int32, tid: Int32, sampleTime: UInt64, secondTry: Bool = false) -> (SpanLookup, SpanLookup?) {
         let process = state(of: pid, sampleTime: sampleTime)
         if let invalid = process.invalidReason, process.mappings.isEmpty {
             _ = invalid
@@ -125,12 +125,14 @@ public final class SpanReader {
 
         // Which slot: the cached one if it still names this thread, else a scan.
         var location = process.slotOfThread[nstid]
+        let cached = location != nil
         if location == nil {
             if let until = process.noSlotUntil[nstid], sampleTime <= until { return (noSlot(process, pid: pid, tid: tid), nil) }
-            switch scanSlots(process, pid: pid, nstid: nstid, bornAt: threadBirths[pid]?[tid] ?? 0) {
+            switch findSlot(process, pid: pid, nstid: nstid, bornAt: threadBirths[pid]?[tid] ?? 0, sampleTime: sampleTime) {
             case .failure(let reason): return (.unknown(reason), nil)
-            case .success(let found?): location = found
-            case .success(nil):
+            case .success(.slot(let found)): location = found
+            case .success(.releasedBefore): return (.none(.noSlot), nil)
+            case .success(.none):
                 // No slot at scan time S >= sample time: the thread published
                 // nothing at the sample either (or released it since: "no slot").
                 process.noSlotUntil[nstid] = readTime()
@@ -161,14 +163,17 @@ public final class SpanReader {
             poller.start()
             pollerStarted = true
         }
-        return slotBuffer.withUnsafeBytes { copy in
+        let answers = slotBuffer.withUnsafeBytes { copy in
             rereadBuffer.withUnsafeBytes { again in
                 let slot = UnsafeRawBufferPointer(rebasing: copy[0..<size])
                 let answer = poller.mergeAndLookup(key, copy: slot, reread: again, tid: nstid, ringLength: ring,
                                                    sampleTime: writerSampleTime, now: readAt)
-                if case .unknown(.slotChanged) = answer, SlotHeader(again)?.ownerTID != nstid {
-                    // The thread released the slot, or another claimed it: look again next time.
+                switch answer {
+                case .unknown(.slotChanged) where SlotHeader(again)?.belongs(to: nstid) != true, .none(.noSlot):
+                    // Another thread claimed the slot, or this one released it before
+                    // the sample (and may hold another since): look again next time.
                     process.slotOfThread[nstid] = nil
+                default: break
                 }
                 let newest = comparesWithNewest
                     ? SlotResolver.resolve(copy: slot, reread: again, tid: nstid, ringLength: ring, sampleTime: writerSampleTime, selection: .newest)
@@ -176,19 +181,14 @@ public final class SpanReader {
                 return (answer, newest)
             }
         }
+        // The cached slot was released before the sample: the thread may hold another.
+        if cached, !secondTry, case .none(.noSlot) = answers.0 { return resolve(pid: pid, tid: tid, sampleTime: sampleTime, secondTry: true) }
+        return answers
     }
 
     private func noSlot(_ process: ProcessState, pid: Int32, tid: Int32) -> SpanLookup {
         if access("/proc/\(pid)/task/\(tid)", F_OK) != 0 { return .unknown(.threadGone) }
-        // Whether any thread found no free slot: re-read the overflow counters.
-        for mapping in process.mappings {
-            var header = [UInt8](repeating: 0, count: SlotsLayout.headerSize)
-            let read = header.withUnsafeMutableBytes { RemoteMemory.read(pid: pid, address: mapping.start, into: $0) }
-            guard case .success = read else { continue }
-            let overflow = header.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 40, as: UInt64.self)) }
-            if overflow != 0 { return .unknown(.overflow) }
-        }
-        return .none(.noSlot)
+        return process.slotIndexes.contains { $0?.overflow == true } ? .unknown(.overflow) : .none(.noSlot)
     }
 
     private func readTime() -> UInt64 { now() }
@@ -201,35 +201,120 @@ public final class SpanReader {
         }
     }
 
-    /// Finds the slot owned by `nstid`: the 32-byte header of every slot in one
-    /// vectored read per mapping; the latest claim wins if several match, and
-    /// a claim older than the thread itself (`bornAt`) is a dead thread's.
-    private func scanSlots(_ process: ProcessState, pid: Int32, nstid: UInt32, bornAt: UInt64) -> Result<SlotLocation?, UnknownReason> {
-        var best: (SlotLocation, UInt64)?
+    /// What a search for a thread's slot found.
+    enum SlotSearch {
+        /// The slot that described the thread at the sample's time (or,
+        /// when none did, the one it claimed after the sample).
+        case slot(SlotLocation)
+        /// The thread had released its slots before the sample (ABI 1.1).
+        case releasedBefore
+        case none
+    }
+
+    /// Finds the slot that described `nstid` at `sampleTime`: the one it owned
+    /// then, or released only after it (ABI 1.1). Several slots can name one
+    /// tid when a thread died without releasing and its tid was reused: the
+    /// latest claim wins, and a claim older than the thread itself (`bornAt`)
+    /// is a dead thread's. Each mapping's slot headers are read again only
+    /// when its claim counter moved (or its writer keeps none).
+    private func findSlot(_ process: ProcessState, pid: Int32, nstid: UInt32, bornAt: UInt64, sampleTime: UInt64) -> Result<SlotSearch, UnknownReason> {
+        var covering: (SlotLocation, UInt64)?
+        var claimedLater: (SlotLocation, UInt64)?
+        var released = false
         let now = readTime()
+        if process.slotIndexes.count != process.mappings.count {
+            process.slotIndexes = Array(repeating: nil, count: process.mappings.count)
+        }
+        if bornAt != 0, let location = probeSlots(process, pid: pid, nstid: nstid, bornAt: bornAt, sampleTime: sampleTime, now: now) {
+            return .success(.slot(location))
+        }
         for (m, mapping) in process.mappings.enumerated() {
-            let born = writerTime(bornAt, clock: mapping.header.clock, now: now)
-            let count = mapping.header.slotCount
-            let length = SlotsLayout.slotHeaderPrefix
-            let addresses = (0..<count).map { mapping.start &+ mapping.header.slotOffset($0) }
-            var headers = [UInt8](repeating: 0, count: count * length)
-            let read = headers.withUnsafeMutableBytes { RemoteMemory.readMany(pid: pid, addresses: addresses, length: length, into: $0) }
-            guard case .success = read else {
+            guard let index = slotIndex(process, mapping: m, pid: pid) else {
                 process.mappingsNeedRescan = true
                 return .failure(.readError)
             }
-            headers.withUnsafeBytes { all in
-                for i in 0..<count {
-                    guard let header = SlotHeader(UnsafeRawBufferPointer(rebasing: all[(i * length)..<((i + 1) * length)])),
-                          header.ownerTID == nstid, header.claimTimeNanos >= born
-                    else { continue }
-                    if best == nil || header.claimTimeNanos > best!.1 {
-                        best = (SlotLocation(mapping: m, slot: i), header.claimTimeNanos)
-                    }
+            let born = writerTime(bornAt, clock: mapping.header.clock, now: now)
+            let t = writerTime(sampleTime, clock: mapping.header.clock, now: now)
+            for candidate in index.slots[nstid] ?? [] where candidate.claimTime >= born {
+                let location = SlotLocation(mapping: m, slot: candidate.slot)
+                if candidate.claimTime > t {
+                    if claimedLater == nil || candidate.claimTime > claimedLater!.1 { claimedLater = (location, candidate.claimTime) }
+                } else if let release = candidate.releaseTime, release <= t {
+                    released = true
+                } else if covering == nil || candidate.claimTime > covering!.1 {
+                    covering = (location, candidate.claimTime)
                 }
             }
         }
-        return .success(best?.0)
+        if let (location, _) = covering ?? claimedLater { return .success(.slot(location)) }
+        return .success(released ? .releasedBefore : .none)
+    }
+
+    /// Writers start looking for a free slot at `tid % slot_count`, so a
+    /// thread's slot is most often there or just after. For a thread whose
+    /// birth was seen, a slot there that it claimed after its birth and held
+    /// at the sample is the answer: one thread holds one slot at a time, and
+    /// dead threads' claims are older. Spares a read of every slot header.
+    private func probeSlots(_ process: ProcessState, pid: Int32, nstid: UInt32, bornAt: UInt64, sampleTime: UInt64, now: UInt64) -> SlotLocation? {
+        let length = SlotsLayout.slotScanPrefix
+        for (m, mapping) in process.mappings.enumerated() {
+            let count = mapping.header.slotCount
+            let probes = min(count, Self.probedSlots)
+            let slots = (0..<probes).map { (Int(nstid % UInt32(count)) + $0) % count }
+            let addresses = slots.map { mapping.start &+ mapping.header.slotOffset($0) }
+            var headers = [UInt8](repeating: 0, count: probes * length)
+            let read = headers.withUnsafeMutableBytes { RemoteMemory.readMany(pid: pid, addresses: addresses, length: length, into: $0) }
+            guard case .success = read else { continue }
+            let born = writerTime(bornAt, clock: mapping.header.clock, now: now)
+            let t = writerTime(sampleTime, clock: mapping.header.clock, now: now)
+            let found: Int? = headers.withUnsafeBytes { all in
+                (0..<probes).first { i in
+                    guard let slot = SlotHeader(UnsafeRawBufferPointer(rebasing: all[(i * length)..<((i + 1) * length)])),
+                          slot.belongs(to: nstid), slot.claimTimeNanos >= born, slot.claimTimeNanos <= t
+                    else { return false }
+                    return slot.releaseTime(of: nstid).map { $0 > t } ?? (slot.ownerTID == nstid)
+                }
+            }
+            if let found { return SlotLocation(mapping: m, slot: slots[found]) }
+        }
+        return nil
+    }
+
+    static let probedSlots = 8
+
+    /// Mapping `m`'s slot owners, read afresh unless its writer counts claims
+    /// and the count has not moved since the last read.
+    private func slotIndex(_ process: ProcessState, mapping m: Int, pid: Int32) -> SlotIndex? {
+        let mapping = process.mappings[m]
+        var bytes = [UInt8](repeating: 0, count: SlotsLayout.headerSize)
+        guard case .success = bytes.withUnsafeMutableBytes({ RemoteMemory.read(pid: pid, address: mapping.start, into: $0) }),
+              let header = bytes.withUnsafeBytes({ try? SlotsHeader($0, mappingSize: mapping.header.totalSize) }),
+              header.slotCount == mapping.header.slotCount, header.slotSize == mapping.header.slotSize
+        else { return nil }
+        if header.countsClaims, var known = process.slotIndexes[m], known.claimCount == header.claimCount {
+            known.overflow = header.overflowCount != 0
+            process.slotIndexes[m] = known
+            return known
+        }
+        let count = header.slotCount
+        let length = SlotsLayout.slotScanPrefix
+        let addresses = (0..<count).map { mapping.start &+ header.slotOffset($0) }
+        var headers = [UInt8](repeating: 0, count: count * length)
+        let read = headers.withUnsafeMutableBytes { RemoteMemory.readMany(pid: pid, addresses: addresses, length: length, into: $0) }
+        guard case .success = read else { return nil }
+        var index = SlotIndex(claimCount: header.claimCount, overflow: header.overflowCount != 0)
+        headers.withUnsafeBytes { all in
+            for i in 0..<count {
+                guard let slot = SlotHeader(UnsafeRawBufferPointer(rebasing: all[(i * length)..<((i + 1) * length)])) else { continue }
+                if slot.ownerTID != 0 {
+                    index.slots[slot.ownerTID, default: []].append(.init(slot: i, claimTime: slot.claimTimeNanos, releaseTime: nil))
+                } else if let release = slot.releaseTime(of: slot.releasedTID) {
+                    index.slots[slot.releasedTID, default: []].append(.init(slot: i, claimTime: slot.claimTimeNanos, releaseTime: release))
+                }
+            }
+        }
+        process.slotIndexes[m] = index
+        return index
     }
 
     private func namespacedTID(_ process: ProcessState, pid: Int32, tid: Int32) -> UInt32? {
@@ -277,6 +362,7 @@ public final class SpanReader {
         process.rescanInterval = process.rescanInterval == 0 ? Self.firstRescan : min(process.rescanInterval * 2, longest)
         process.slotOfThread = [:]
         process.noSlotUntil = [:]
+        process.slotIndexes = []
         guard let maps = Linux.readFile("/proc/\(pid)/maps") else {
             process.mappings = []
             return
@@ -383,6 +469,21 @@ struct SlotLocation {
     var slot: Int
 }
 
+/// Which threads own or released which slots of one mapping, as of the
+/// mapping's claim counter `claimCount`.
+struct SlotIndex {
+    struct Candidate {
+        var slot: Int
+        var claimTime: UInt64
+        /// nil while owned.
+        var releaseTime: UInt64?
+    }
+
+    var claimCount: UInt64
+    var overflow: Bool
+    var slots: [UInt32: [Candidate]] = [:]
+}
+
 final class ProcessState {
     var mappings: [SlotsMapping] = []
     var firstScan: UInt64 = 0
@@ -396,5 +497,7 @@ final class ProcessState {
     var slotOfThread: [UInt32: SlotLocation] = [:]
     /// A scan at this time found no slot for the thread: samples up to it need no new scan.
     var noSlotUntil: [UInt32: UInt64] = [:]
+    /// Per mapping, its slots' owners as last read.
+    var slotIndexes: [SlotIndex?] = []
     var context: ProcessContext?
 }

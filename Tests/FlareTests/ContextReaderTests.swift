@@ -89,6 +89,42 @@ struct ContextReaderTests {
         #expect(history.lookup(sampleTime: 5470) == .unknown(.claimedAfterSample))
     }
 
+    /// ABI 1.1: a slot its thread released still answers for the time before
+    /// the release, both from one copy and from a history, and says "no slot"
+    /// after it; a 1.0 slot whose owner is 0 names nobody; another thread's
+    /// release, or a release during the copy, is never taken for this one's.
+    @Test func releasedSlotAnswersForTheTimeBeforeItsRelease() {
+        var entries: [(index: UInt64, attached: Bool, time: UInt64)] = []
+        for i in 0..<UInt64(6) { entries.append((index: i, attached: i % 2 == 0, time: 2000 + 100 * i)) }
+        var copy = Self.slot(owner: 0, head: 6, entries: entries)
+        func put<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+            withUnsafeBytes(of: value.littleEndian) { for (i, b) in $0.enumerated() { copy[offset + i] = b } }
+        }
+        put(UInt32(7), at: 4)        // released_tid
+        put(UInt64(2600), at: 32)    // release_time_ns
+        func lookup(_ t: UInt64, tid: UInt32 = 7, reread: [UInt8]? = nil) -> SpanLookup {
+            copy.withUnsafeBytes { c in
+                (reread ?? Array(c[0..<32])).withUnsafeBytes { SlotResolver.resolve(copy: c, reread: $0, tid: tid, ringLength: 16, sampleTime: t) }
+            }
+        }
+        #expect(lookup(2450).label?.spanID == 0x1000 + 4)
+        #expect(lookup(2550) == .none(.detached))
+        #expect(lookup(2600) == .none(.noSlot))
+        #expect(lookup(2450, tid: 8) == .unknown(.slotChanged))
+        var history = SlotHistory(ownerTID: 7, generation: 0, claimTimeNanos: 0)
+        copy.withUnsafeBytes { c in #expect(history.merge(copy: c, reread: UnsafeRawBufferPointer(rebasing: c[0..<32]), tid: 7, ringLength: 16) == nil) }
+        #expect(history.releaseTimeNanos == 2600)
+        #expect(history.lookup(sampleTime: 2450).label?.spanID == 0x1000 + 4)
+        #expect(history.lookup(sampleTime: 2700) == .none(.noSlot))
+        // Claimed again by thread 8 while the copy was taken: the re-read shows it.
+        var reclaimed = Array(copy[0..<32])
+        reclaimed[0] = 8; reclaimed[4] = 0; reclaimed[8] = 2
+        #expect(lookup(2450, reread: reclaimed) == .unknown(.slotChanged))
+        // A 1.0 writer's released slot: released_tid stays 0, nobody's.
+        put(UInt32(0), at: 4)
+        #expect(lookup(2450) == .unknown(.slotChanged))
+    }
+
     /// Section 2.3's worked example: service.name = "checkout" in 30 bytes.
     @Test func decodesTheProcessContextExample() throws {
         var payload: [UInt8] = [0x0a, 0x1c, 0x0a, 0x1a, 0x0a, 0x0c]

@@ -31,8 +31,7 @@ struct DiffTests {
     static func tolerance(_ function: String, _ report: [String: Any]) -> Double {
         func samples(_ side: String) -> Double { max(1, number(report[side] as? [String: Any], "samples")) }
         func fraction(_ units: [String: Double]) -> Double { units[function]! / units.values.reduce(0, +) }
-        let (p, q) = (fraction(v1Units), fraction(v2Units))
-        return 4 * 100 * ((p * (1 - p) / samples("base") + q * (1 - q) / samples("target"))).squareRoot() + 1
+        return SampledShares.tolerance(ofChange: fraction(v1Units), samples("base"), fraction(v2Units), samples("target"))
     }
 
     static let cpuSeconds = "3"

@@ -19,14 +19,14 @@ struct RecordTests {
     }
 
     /// Self share of each function, in percent of all samples.
-    static func selfShares(_ profile: Profile) -> [String: Double] {
-        let totals = FunctionTotals(profile)
-        return Dictionary(totals.entries.map { ($0.function, totals.percent($0.selfValue)) }, uniquingKeysWith: +)
-    }
+    static func selfShares(_ profile: Profile) -> SampledShares { SampledShares(selfSharesOf: profile) }
 
-    static func expectShare(_ shares: [String: Double], _ function: String, _ expected: Double, sourceLocation: SourceLocation = #_sourceLocation) {
+    /// The function's share is the workload's known split, within what sampling explains.
+    static func expectShare(_ shares: SampledShares, _ function: String, _ expected: Double, sourceLocation: SourceLocation = #_sourceLocation) {
         let actual = shares[function] ?? 0
-        #expect(abs(actual - expected) <= 5, "\(function): \(actual)% instead of \(expected)% ± 5", sourceLocation: sourceLocation)
+        let tolerance = SampledShares.tolerance(expected: expected / 100, samples: shares.samples)
+        #expect(abs(actual - expected) <= tolerance, "\(function): \(actual)% instead of \(expected)% ± \(tolerance) (\(shares.samples) samples)",
+                sourceLocation: sourceLocation)
     }
 
     @Test func fourFunctionsInKnownProportions() throws {
@@ -147,7 +147,7 @@ struct RecordTests {
         let (profile, _, _) = try Self.record(["--", binary, "1000"])
         #expect(!FileManager.default.fileExists(atPath: binary))
         let shares = Self.selfShares(profile)
-        #expect((shares["work_after_delete"] ?? 0) >= 90, "\(shares)")
+        #expect((shares["work_after_delete"] ?? 0) >= 90, "\(shares.percent)")
     }
 
     @Test func recordsTheWholeMachineForADuration() throws {
@@ -161,7 +161,7 @@ struct RecordTests {
         let (profile, _, output) = try Self.record(["-a", "-d", "1500ms", "--call-graph", "fp"])
         #expect(output.stdout.contains("duration reached"))
         let shares = Self.selfShares(profile)
-        #expect((shares["work_alpha"] ?? 0) > 10, "\(shares.sorted { $0.value > $1.value }.prefix(5))")
+        #expect((shares["work_alpha"] ?? 0) > 10, "\(shares.percent.sorted { $0.value > $1.value }.prefix(5))")
         #expect((shares["work_beta"] ?? 0) > 10)
     }
 

@@ -45,8 +45,9 @@ OTEL_CTX_VERSION = 2
 OTEL_CTX_MAX_PAYLOAD = 65536  # the same cap the OpenTelemetry eBPF profiler applies
 OTEL_CTX_RETRIES = 3
 
-SLOTS_HEADER = struct.Struct("<8sIIIIIIII Q 16x")
+SLOTS_HEADER = struct.Struct("<8sIIIIIIII Q Q 8x")
 SLOT_HEADER = struct.Struct("<II QQQ")  # the 32 bytes that are re-read
+SLOT_SCAN = struct.Struct("<II QQQ Q")  # ... and release_time_ns (ABI 1.1)
 ENTRY = struct.Struct("<Q BBH I Q 16s 8s 8s 72s")
 OTEL_HEADER = struct.Struct("<8sIIQQ")
 
@@ -205,6 +206,8 @@ class SlotsHeader:
     clock_id: int
     slot_count: int
     overflow_count: int
+    features: int = 0
+    claim_count: int = 0
 
     @property
     def total_size(self) -> int:
@@ -217,7 +220,7 @@ class SlotsHeader:
 def parse_slots_header(raw: bytes, mapping_size: int) -> SlotsHeader:
     if len(raw) < SLOTS_HEADER_SIZE:
         raise InvalidMapping("header truncated")
-    magic, version, header_size, slot_size, ring, entry_size, clock_id, count, _reserved, overflow = (
+    magic, version, header_size, slot_size, ring, entry_size, clock_id, count, features, overflow, claims = (
         SLOTS_HEADER.unpack_from(raw)
     )
     if magic != SLOTS_MAGIC:
@@ -234,7 +237,7 @@ def parse_slots_header(raw: bytes, mapping_size: int) -> SlotsHeader:
         raise InvalidMapping(f"slot_size {slot_size} does not match ring_length {ring}")
     if count == 0 or count > MAX_SLOT_COUNT:
         raise InvalidMapping(f"slot_count {count} out of range")
-    h = SlotsHeader(version, header_size, slot_size, ring, entry_size, clock_id, count, overflow)
+    h = SlotsHeader(version, header_size, slot_size, ring, entry_size, clock_id, count, overflow, features, claims)
     if h.total_size > mapping_size:
         raise InvalidMapping(f"layout needs {h.total_size} bytes, mapping has {mapping_size}")
     return h
@@ -247,6 +250,8 @@ class SlotState:
     generation: int
     claim_time_ns: int
     head: int
+    released_tid: int = 0
+    release_time_ns: int = 0
 
 
 @dataclass
@@ -267,15 +272,15 @@ def read_slots(pid: int) -> tuple[list[SlotsView], list[str]]:
     for m in find_mappings(pid, SLOTS_NAME):
         try:
             header = parse_slots_header(read_memory(pid, m.start, SLOTS_HEADER_SIZE), m.size)
-            regions = [(header.slot_address(m.start, i), SLOT_HEADER.size) for i in range(header.slot_count)]
+            regions = [(header.slot_address(m.start, i), SLOT_SCAN.size) for i in range(header.slot_count)]
             raws = read_many(pid, regions)
         except (InvalidMapping, ReadError) as e:
             rejected.append(f"{m.path}@{m.start:#x}: {e}")
             continue
         slots = []
         for i, raw in enumerate(raws):
-            owner, _reserved, generation, claim_time_ns, head = SLOT_HEADER.unpack(raw)
-            slots.append(SlotState(i, owner, generation, claim_time_ns, head))
+            owner, released_tid, generation, claim_time_ns, head, release_time_ns = SLOT_SCAN.unpack(raw)
+            slots.append(SlotState(i, owner, generation, claim_time_ns, head, released_tid, release_time_ns))
         views.append(SlotsView(m, header, slots))
     return views, rejected
 
@@ -424,6 +429,7 @@ def dump(pid: int) -> dict:
                 "size": v.mapping.size,
                 "header": asdict(v.header),
                 "owned": [asdict(s) for s in v.slots if s.owner_tid],
+                "released": [asdict(s) for s in v.slots if not s.owner_tid and s.released_tid],
                 "generation_sum": sum(s.generation for s in v.slots),
             }
             for v in views

@@ -252,7 +252,7 @@ class Scenarios:
         self.assertEqual(
             h,
             {"version": 1, "header_size": 64, "slot_size": 64 + 16 * 128, "ring_length": 16, "entry_size": 128,
-             "clock_id": 1, "slot_count": 256, "overflow_count": 0},
+             "clock_id": 1, "slot_count": 256, "overflow_count": 0, "features": 1, "claim_count": 1},
         )
         self.assertGreaterEqual(maps[0].size, 64 + 256 * (64 + 16 * 128))
         owned = dump["mappings"][0]["owned"]
@@ -395,6 +395,14 @@ class Scenarios:
         self.assertEqual(m["owned"], [], "every exited thread released its slot")
         self.assertEqual(m["generation_sum"], threads, "each thread claimed (and published into) a slot")
         self.assertEqual(m["header"]["overflow_count"], 0)
+        # ABI 1.1: each release left its thread's tid and time, after the
+        # slot's claim, and the counter moved once per claim and per release.
+        self.assertEqual(m["header"]["features"] & 1, 1)
+        self.assertEqual(m["header"]["claim_count"], 2 * threads)
+        used = min(threads, m["header"]["slot_count"])
+        self.assertEqual(len(m["released"]), used, "every used slot shows its last release")
+        for s in m["released"]:
+            self.assertGreaterEqual(s["release_time_ns"], s["claim_time_ns"])
         w.finish()
 
     def test_overflow_is_counted_and_never_guessed(self):
@@ -600,7 +608,7 @@ class ReaderTests(unittest.TestCase):
              "entry": 128, "clock": 1, "count": 2, "overflow": 0}
         f.update(override)
         return rs.SLOTS_HEADER.pack(f["magic"], f["version"], f["header_size"], f["slot_size"], f["ring"],
-                                    f["entry"], f["clock"], f["count"], 0, f["overflow"])
+                                    f["entry"], f["clock"], f["count"], 0, f["overflow"], 0)
 
     def test_header_validation(self):
         size = 64 + 2 * (64 + 4 * 128)

@@ -6,7 +6,7 @@
  *   OTEL_CTX     the OpenTelemetry process context (OTEP 4719): resource
  *                attributes such as service.name, read once per process.
  *   FLARE_SLOTS  one slot per thread holding a short, timestamped ring of span
- *                attach/detach transitions (FLARE_SLOTS ABI v1), so the agent
+ *                attach/detach transitions (FLARE_SLOTS v1, ABI 1.1), so the agent
  *                can tell which span was active at a sample's own timestamp.
  *
  * API (C11 or C++11 and later, GCC or Clang, Linux):
@@ -94,7 +94,7 @@ extern "C" {
 #define FLARE__LIKELY(x) __builtin_expect(!!(x), 1)
 #define FLARE__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* ---- FLARE_SLOTS v1 layout (docs/context-abi.md, "FLARE_SLOTS") ---- */
+/* ---- FLARE_SLOTS v1 layout, ABI 1.1 (docs/context-abi.md, "FLARE_SLOTS") ---- */
 
 #define FLARE_SLOTS_MAGIC "FLARESLT"
 #define FLARE_SLOTS_VERSION 1u
@@ -105,6 +105,13 @@ extern "C" {
 #define FLARE_ENTRY_ATTACHED 0x01u
 /* clock_id of a mapping whose times are x86-64 time-stamp counter ticks. */
 #define FLARE_CLOCK_TSC 256u
+/* features bit (ABI 1.1): releases leave released_tid and release_time_ns,
+ * claim_count moves with every claim and release, and a released slot is not
+ * claimed again within FLARE_RELEASE_GRACE_NS while another free slot is older. */
+#define FLARE_FEATURE_RELEASE_TIMES 0x1u
+#ifndef FLARE_RELEASE_GRACE_NS
+#define FLARE_RELEASE_GRACE_NS 1000000000ull
+#endif
 
 #ifndef FLARE_DEFAULT_SLOT_COUNT
 #define FLARE_DEFAULT_SLOT_COUNT 256u
@@ -126,18 +133,21 @@ typedef struct flare_slots_header {
     uint32_t entry_size;
     uint32_t clock_id;
     uint32_t slot_count;
-    uint32_t reserved0;
+    uint32_t features;
     uint64_t overflow_count;
-    uint8_t reserved1[16];
+    uint64_t claim_count;
+    uint8_t reserved1[8];
 } flare_slots_header_t;
 
 typedef struct flare_slot_header {
     uint32_t owner_tid;
-    uint32_t reserved0;
+    uint32_t released_tid;
     uint64_t generation;
     uint64_t claim_time_ns;
     uint64_t head;
-    uint8_t reserved1[32];
+    uint64_t release_time_ns;
+    uint64_t release_mono_ns;
+    uint8_t reserved1[16];
 } flare_slot_header_t;
 
 typedef struct flare_slot_entry {
@@ -160,11 +170,16 @@ FLARE__STATIC_ASSERT(offsetof(flare_slots_header_t, slot_size) == 16, "slot_size
 FLARE__STATIC_ASSERT(offsetof(flare_slots_header_t, ring_length) == 20, "ring_length at 20");
 FLARE__STATIC_ASSERT(offsetof(flare_slots_header_t, clock_id) == 28, "clock_id at 28");
 FLARE__STATIC_ASSERT(offsetof(flare_slots_header_t, slot_count) == 32, "slot_count at 32");
+FLARE__STATIC_ASSERT(offsetof(flare_slots_header_t, features) == 36, "features at 36");
 FLARE__STATIC_ASSERT(offsetof(flare_slots_header_t, overflow_count) == 40, "overflow_count at 40");
+FLARE__STATIC_ASSERT(offsetof(flare_slots_header_t, claim_count) == 48, "claim_count at 48");
 FLARE__STATIC_ASSERT(sizeof(flare_slot_header_t) == 64, "slot header is 64 bytes");
 FLARE__STATIC_ASSERT(offsetof(flare_slot_header_t, generation) == 8, "generation at 8");
 FLARE__STATIC_ASSERT(offsetof(flare_slot_header_t, claim_time_ns) == 16, "claim_time_ns at 16");
 FLARE__STATIC_ASSERT(offsetof(flare_slot_header_t, head) == 24, "head at 24");
+FLARE__STATIC_ASSERT(offsetof(flare_slot_header_t, released_tid) == 4, "released_tid at 4");
+FLARE__STATIC_ASSERT(offsetof(flare_slot_header_t, release_time_ns) == 32, "release_time_ns at 32");
+FLARE__STATIC_ASSERT(offsetof(flare_slot_header_t, release_mono_ns) == 40, "release_mono_ns at 40");
 FLARE__STATIC_ASSERT(sizeof(flare_slot_entry_t) == 128, "entry is 128 bytes");
 FLARE__STATIC_ASSERT(offsetof(flare_slot_entry_t, flags) == 8, "flags at 8");
 FLARE__STATIC_ASSERT(offsetof(flare_slot_entry_t, name_length) == 10, "name_length at 10");
@@ -343,8 +358,26 @@ static void flare__atfork_child(void) {
     if (flare__proc.hooks_ready) pthread_setspecific(flare__proc.key, NULL);
 }
 
+/* Tells readers that an owner changed: they may keep what they learnt of
+ * the slots until this counter moves. */
+static inline void flare__count_claim(void) {
+    uint8_t *base = __atomic_load_n(&flare__proc.slots, __ATOMIC_ACQUIRE);
+    if (base != NULL) __atomic_fetch_add(&((flare_slots_header_t *)base)->claim_count, 1, __ATOMIC_RELEASE);
+}
+
+/* Runs on the owning thread (its exit, or flare_thread_release). The ring
+ * stays readable: released_tid and release_time_ns, stored before owner_tid
+ * goes to 0, let a reader still attribute the thread's earlier samples, and
+ * the grace period keeps the slot from being claimed again at once. */
 static void flare__release_slot(void *slot) {
-    if (slot != NULL) __atomic_store_n(&((flare_slot_header_t *)slot)->owner_tid, 0u, __ATOMIC_RELEASE);
+    flare_slot_header_t *s = (flare_slot_header_t *)slot;
+    if (s != NULL) {
+        __atomic_store_n(&s->released_tid, __atomic_load_n(&s->owner_tid, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+        __atomic_store_n(&s->release_time_ns, flare__slot_time(), __ATOMIC_RELAXED);
+        __atomic_store_n(&s->release_mono_ns, flare__now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+        __atomic_store_n(&s->owner_tid, 0u, __ATOMIC_RELEASE);
+        flare__count_claim();
+    }
     flare__tls.slot = NULL;
     flare__tls.entries = NULL;
 }
@@ -386,6 +419,7 @@ static inline void flare__create_slots_locked(void) {
     flare__proc.clock_id = flare__choose_clock();
     h->clock_id = flare__proc.clock_id;
     h->slot_count = count;
+    h->features = FLARE_FEATURE_RELEASE_TIMES;
     /* The magic goes last so a reader never validates a half-written header. */
     uint64_t magic;
     memcpy(&magic, FLARE_SLOTS_MAGIC, 8);
@@ -407,36 +441,66 @@ static inline uint8_t *flare__slots_base(void) {
     return base;
 }
 
-/* Slow path, once per thread: claim a free slot with a CAS on owner_tid. */
+/* Takes slot s if it is still free: CAS on owner_tid, then the claim's
+ * fields, generation last (release), then claim_count. */
+static inline int flare__take(flare_slot_header_t *s, uint32_t tid) {
+    uint32_t expected = 0;
+    if (!__atomic_compare_exchange_n(&s->owner_tid, &expected, tid, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) return 0;
+    __atomic_store_n(&s->head, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->released_tid, 0u, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->release_time_ns, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->claim_time_ns, flare__slot_time(), __ATOMIC_RELAXED);
+    uint64_t gen = __atomic_load_n(&s->generation, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->generation, gen + 1, __ATOMIC_RELEASE);
+    flare__count_claim();
+    return 1;
+}
+
+/* One pass over the slots, from a tid-derived start so threads born
+ * together rarely race for one: takes the first free slot out of its grace
+ * period, else the free slot released longest ago. NULL when none is free. */
+static inline flare_slot_header_t *flare__take_free(uint8_t *base, uint32_t tid, uint64_t now) {
+    uint32_t count = flare__proc.slot_count, slot_size = flare__proc.slot_size;
+    flare_slot_header_t *oldest = NULL;
+    uint64_t oldest_release = UINT64_MAX;
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t i = (tid + k) % count;
+        flare_slot_header_t *s = (flare_slot_header_t *)(base + FLARE_SLOTS_HEADER_SIZE + (size_t)i * slot_size);
+        if (__atomic_load_n(&s->owner_tid, __ATOMIC_RELAXED) != 0) continue;
+        uint64_t released = __atomic_load_n(&s->release_mono_ns, __ATOMIC_RELAXED);
+        if (released == 0 || released > now || now - released >= FLARE_RELEASE_GRACE_NS) {
+            if (flare__take(s, tid)) return s;
+        } else if (released < oldest_release) {
+            oldest_release = released;
+            oldest = s;
+        }
+    }
+    return oldest != NULL && flare__take(oldest, tid) ? oldest : NULL;
+}
+
+/* Slow path, once per thread: claim a free slot. A slot released less than
+ * the grace period ago is taken only when no other free slot is, so readers
+ * can still resolve its last owner's samples for that long. */
 static FLARE__COLD flare_slot_header_t *flare__claim(void) {
     flare__thread_t *t = &flare__tls;
     if (t->overflowed) return NULL;
     uint8_t *base = flare__slots_base();
     if (base == NULL) return NULL;
-    flare_slots_header_t *h = (flare_slots_header_t *)base;
-    uint32_t count = flare__proc.slot_count, slot_size = flare__proc.slot_size;
     uint32_t tid = flare__gettid();
-    /* Start at a tid-derived slot so threads born together rarely race for one. */
-    for (uint32_t k = 0; k < count; k++) {
-        uint32_t i = (tid + k) % count;
-        flare_slot_header_t *s = (flare_slot_header_t *)(base + FLARE_SLOTS_HEADER_SIZE + (size_t)i * slot_size);
-        uint32_t expected = 0;
-        if (__atomic_load_n(&s->owner_tid, __ATOMIC_RELAXED) != 0) continue;
-        if (!__atomic_compare_exchange_n(&s->owner_tid, &expected, tid, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-            continue;
-        __atomic_store_n(&s->head, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->claim_time_ns, flare__slot_time(), __ATOMIC_RELAXED);
-        uint64_t gen = __atomic_load_n(&s->generation, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->generation, gen + 1, __ATOMIC_RELEASE);
-        t->entries = (flare_slot_entry_t *)(void *)((uint8_t *)s + FLARE_SLOT_HEADER_SIZE);
-        t->mask = flare__proc.ring_length - 1;
-        t->slot = s;
-        pthread_setspecific(flare__proc.key, s);
-        return s;
+    uint64_t now = flare__now_ns(CLOCK_MONOTONIC);
+    /* A lost race for the oldest released slot is worth one more pass. */
+    flare_slot_header_t *s = flare__take_free(base, tid, now);
+    if (s == NULL) s = flare__take_free(base, tid, now);
+    if (s == NULL) {
+        __atomic_fetch_add(&((flare_slots_header_t *)base)->overflow_count, 1, __ATOMIC_RELAXED);
+        t->overflowed = 1;
+        return NULL;
     }
-    __atomic_fetch_add(&h->overflow_count, 1, __ATOMIC_RELAXED);
-    t->overflowed = 1;
-    return NULL;
+    t->entries = (flare_slot_entry_t *)(void *)((uint8_t *)s + FLARE_SLOT_HEADER_SIZE);
+    t->mask = flare__proc.ring_length - 1;
+    t->slot = s;
+    pthread_setspecific(flare__proc.key, s);
+    return s;
 }
 
 /*

@@ -7,7 +7,7 @@ library only:
   resource attributes service.name, service.version and
   deployment.environment.name.
 * ``FLARE_SLOTS``: one slot per thread with a short timestamped ring of span
-  attach/detach transitions (FLARE_SLOTS ABI v1), so the profiler can tell
+  attach/detach transitions (FLARE_SLOTS v1, ABI 1.1), so the profiler can tell
   which span a thread ran at the instant of each sample.
 
 API, mirroring clients/c/flare_context.h::
@@ -56,6 +56,12 @@ SLOT_HEADER_SIZE = 64
 ENTRY_SIZE = 128
 ROOT_NAME_MAX = 72
 ATTACHED = 0x01
+# ABI 1.1 (docs/context-abi.md 3.5.3): releases leave released_tid and
+# release_time_ns, claim_count (header offset 48) moves with every claim and
+# release, and a released slot waits out RELEASE_GRACE_NS before reuse.
+FEATURE_RELEASE_TIMES = 0x1
+RELEASE_GRACE_NS = 1_000_000_000
+_CLAIM_COUNT = 48
 DEFAULT_SLOT_COUNT = 256
 DEFAULT_RING_LENGTH = 16
 _MAX_SLOT_COUNT = 65536
@@ -200,7 +206,8 @@ def _create_slots_locked() -> None:
         _state.slots_failed = True
         return
     _SLOTS_HEADER_FIELDS.pack_into(
-        region.raw, 8, SLOTS_VERSION, SLOTS_HEADER_SIZE, slot_size, ring, ENTRY_SIZE, _CLOCK_MONOTONIC_ID, count, 0
+        region.raw, 8, SLOTS_VERSION, SLOTS_HEADER_SIZE, slot_size, ring, ENTRY_SIZE, _CLOCK_MONOTONIC_ID, count,
+        FEATURE_RELEASE_TIMES,
     )
     # The magic goes last, in one store, so a reader never validates a half-written header.
     region.u64[0] = int.from_bytes(SLOTS_MAGIC, "little")
@@ -224,8 +231,16 @@ class _ThreadSlot:
 
     def release(self) -> None:
         # A slot from before a fork lives in memory the child does not have.
-        if self.region is not None and self.epoch == _state.epoch:
-            self.region.u32[self.base // 4] = 0
+        region = self.region
+        if region is not None and self.epoch == _state.epoch:
+            # ABI 1.1: who released it and when, before owner_tid goes to 0,
+            # so readers still resolve this thread's earlier samples.
+            now = _now_mono()
+            region.u32[self.base // 4 + 1] = region.u32[self.base // 4]
+            region.u64[(self.base + 32) // 8] = now  # release_time_ns (this mapping's clock)
+            region.u64[(self.base + 40) // 8] = now  # release_mono_ns (the grace period)
+            region.u32[self.base // 4] = 0
+            region.u64[_CLAIM_COUNT // 8] += 1
         self.region = None
 
     def __del__(self) -> None:
@@ -255,15 +270,32 @@ def _claim() -> _ThreadSlot | None:
         count, slot_size = _state.slot_count, _state.slot_size
         # Python threads claim under _lock, so a check-then-store is a CAS here;
         # other writer libraries in this process use mappings of their own.
+        # A slot released within the grace period is taken only when no other
+        # free slot is: the first free one out of it, else the oldest release.
+        now = _now_mono()
+        chosen, oldest = None, None
         for k in range(count):
             i = (tid + k) % count
             base = SLOTS_HEADER_SIZE + i * slot_size
             if region.u32[base // 4] != 0:
                 continue
+            released = region.u64[(base + 40) // 8]
+            if released == 0 or released > now or now - released >= RELEASE_GRACE_NS:
+                chosen = base
+                break
+            if oldest is None or released < oldest[0]:
+                oldest = (released, base)
+        if chosen is None and oldest is not None:
+            chosen = oldest[1]
+        if chosen is not None:
+            base = chosen
             region.u32[base // 4] = tid
             region.u64[(base + 24) // 8] = 0
+            region.u32[base // 4 + 1] = 0  # released_tid
+            region.u64[(base + 32) // 8] = 0  # release_time_ns
             region.u64[(base + 16) // 8] = _now_mono()
             region.u64[(base + 8) // 8] += 1  # generation last: it validates the claim
+            region.u64[_CLAIM_COUNT // 8] += 1
             slot = _ThreadSlot(region, _state.epoch, base, _state.ring_length)
             _tls.slot = slot
             return slot
