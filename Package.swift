@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "CFlareContext"),
         // process_vm_readv, which Glibc's Swift module does not export.
         .target(name: "CRemoteMemory"),
+        // openat2, which has no glibc wrapper: files a profiled process names, resolved inside its root.
+        .target(name: "CTargetFiles"),
         // libdw's own unwinder over a copied stack: the slow path behind the compact tables.
         .target(name: "CDwflUnwind", linkerSettings: [.linkedLibrary("dw"), .linkedLibrary("elf")]),
         .systemLibrary(name: "CElfutils", pkgConfig: "libdw", providers: [.apt(["libdw-dev", "libelf-dev"])]),
@@ -40,11 +42,13 @@ let package = Package(
         // perf_event sessions, ring buffers and record parsing.
         .target(name: "FlareSampler", dependencies: ["CPerfEvent"]),
         // Which process maps which file where: MMAP2/COMM/FORK/EXIT and /proc seeding.
-        .target(name: "FlareProcesses", dependencies: ["FlareSampler"]),
+        .target(name: "FlareProcesses", dependencies: ["FlareSampler", "FlareTargetFiles"]),
         // Turning a sample into a list of frames.
-        .target(name: "FlareUnwind", dependencies: ["CElfutils", "CDwflUnwind", "FlareSampler", "FlareProcesses", "FlareSymbols"]),
+        .target(name: "FlareUnwind", dependencies: ["CElfutils", "CDwflUnwind", "FlareSampler", "FlareProcesses", "FlareSymbols", "FlareTargetFiles"]),
         // Frames to names: ELF symbols, kallsyms, demangling.
-        .target(name: "FlareSymbols", dependencies: ["CElfutils", "CDemangle"]),
+        .target(name: "FlareSymbols", dependencies: ["CElfutils", "CDemangle", "FlareTargetFiles"]),
+        // Opening what a profiled process names without letting it hang, blind or read through the agent.
+        .target(name: "FlareTargetFiles", dependencies: ["CTargetFiles"]),
         // The context ABI's writer for Swift: publish the resource, attach and detach spans.
         .target(name: "FlareContext", dependencies: ["CFlareContext"]),
         // swift-distributed-tracing integration: publishes the span each piece of work runs in.
@@ -115,7 +119,7 @@ let package = Package(
             name: "FlareTests",
             dependencies: [
                 "FlareProfile", "FlareSampler", "FlareProcesses", "FlareSymbols", "FlareRecorder",
-                "FlareContextReader", "FlareSpanReader", "FlareFlameGraph", "FlareAgent",
+                "FlareContextReader", "FlareSpanReader", "FlareFlameGraph", "FlareAgent", "FlareTargetFiles",
             ],
             exclude: ["Workloads", "Fixtures"]
         ),

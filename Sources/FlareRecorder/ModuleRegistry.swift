@@ -56,9 +56,11 @@ struct ModuleRegistry {
         let kind: Module.Kind
         if mapping.isFileBacked {
             let candidates = locator.candidates(for: mapping, pid: pid)
-            kind = .elf(symbolizer.image(identity: identity, candidates: candidates))
+            kind = .elf(symbolizer.image(identity: identity, candidates: candidates, rules: locator.rules(pid: pid)))
         } else {
             kind = isJIT ? .jit(pid: pid) : .anonymous
+            // Its perf map is checked against the process's user while it lives.
+            if isJIT { symbolizer.watchPerfMap(pid: pid) }
         }
         modules.append(Module(id: id, kind: kind, path: isJIT ? "[jit]" : path,
                               displayName: isJIT ? "[jit]" : mapping.displayName,

@@ -1,4 +1,5 @@
 import CElfutils
+import FlareTargetFiles
 import Glibc
 
 /// What Flare needs from one ELF file, read with libelf: its build-id, its
@@ -23,6 +24,8 @@ public final class ElfImage: @unchecked Sendable {
     /// The path the process mapped it from (`path` may be a /proc alias):
     /// where `.gnu_debuglink` names are looked up.
     public internal(set) var originalPath: String?
+    /// The rules the file was opened under: its debug files are opened under them too.
+    public let rules: TargetFiles.Options
     /// Where the symbols came from, when not from this file (separate debug info).
     public private(set) var symbolSource: String?
     /// The symbolizer's clock when the image was last used, for eviction.
@@ -38,10 +41,16 @@ public final class ElfImage: @unchecked Sendable {
 
     private static let libelfReady: Bool = elf_version(UInt32(EV_CURRENT)) != UInt32(EV_NONE)
 
-    public init(path: String) throws(OpenError) {
+    /// Opens the file at `path` under `rules` (docs/security.md: a path a
+    /// profiled process names is opened with its credentials, inside its root).
+    public init(path: String, rules: TargetFiles.Options = TargetFiles.Options()) throws(OpenError) {
         guard Self.libelfReady else { throw OpenError(description: "libelf version mismatch") }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw OpenError(description: "\(path): \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        switch TargetFiles.open(path, rules) {
+        case .success(let file): fd = file.fd
+        case .failure(let failure): throw OpenError(description: failure.description)
+        }
+        self.rules = rules
         guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else {
             close(fd)
             throw OpenError(description: "\(path): not readable as ELF")
@@ -236,8 +245,9 @@ extension Array where Element == ElfImage.Segment {
     /// The link-time virtual address of a file offset, through the PT_LOAD
     /// segment that contains it (a PIE or shared library's load bias cancels out).
     public func virtualAddress(fileOffset: UInt64) -> UInt64 {
-        for segment in self where fileOffset >= segment.fileOffset && fileOffset < segment.fileOffset + Swift.max(segment.fileSize, 1) {
-            return fileOffset - segment.fileOffset + segment.virtualAddress
+        // Differences, not sums: the program headers of a hostile file may put a segment anywhere.
+        for segment in self where fileOffset >= segment.fileOffset && fileOffset - segment.fileOffset < Swift.max(segment.fileSize, 1) {
+            return (fileOffset - segment.fileOffset) &+ segment.virtualAddress
         }
         return fileOffset
     }

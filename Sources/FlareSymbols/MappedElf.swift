@@ -1,4 +1,5 @@
 import CElfutils
+import FlareTargetFiles
 import Glibc
 
 /// An ELF file kept open for lookups over a long time (unwind rules, DWARF
@@ -21,10 +22,14 @@ public final class MappedElf {
         public let description: String
     }
 
-    public init(path: String) throws(OpenError) {
+    /// Opens the file at `path` under `rules` (docs/security.md).
+    public init(path: String, rules: TargetFiles.Options = TargetFiles.Options()) throws(OpenError) {
         guard Self.libelfReady else { throw OpenError(description: "libelf version mismatch") }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw OpenError(description: "\(path): \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        switch TargetFiles.open(path, rules) {
+        case .success(let file): fd = file.fd
+        case .failure(let failure): throw OpenError(description: failure.description)
+        }
         guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil), elf_kind(elf) == ELF_K_ELF else {
             close(fd)
             throw OpenError(description: "\(path): not an ELF file")

@@ -1,4 +1,5 @@
 import CElfutils
+import FlareTargetFiles
 import Glibc
 
 /// One frame as DWARF debug info describes it.
@@ -33,8 +34,8 @@ final class SourceLines {
     let debugBytes: Int
 
     /// Opens `path` if it carries DWARF debug info of at most `maxDebugBytes`; nil otherwise.
-    init?(path: String, maxDebugBytes: Int = .max) {
-        guard let file = try? MappedElf(path: path) else { return nil }
+    init?(path: String, rules: TargetFiles.Options = TargetFiles.Options(), maxDebugBytes: Int = .max) {
+        guard let file = try? MappedElf(path: path, rules: rules) else { return nil }
         let size = Self.debugSectionBytes(file.elf)
         guard size > 0, size <= maxDebugBytes, let dwarf = dwarf_begin_elf(file.elf, DWARF_C_READ, nil) else { return nil }
         self.file = file

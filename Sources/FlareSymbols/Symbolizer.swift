@@ -1,3 +1,4 @@
+import FlareTargetFiles
 import Glibc
 
 /// Names for addresses, with the parsed files cached so that a library mapped
@@ -78,7 +79,7 @@ public final class Symbolizer {
     /// The parsed ELF for a mapping, trying each candidate path in turn (a
     /// deleted file is still reachable through /proc/PID/map_files while the
     /// process lives; a container's files through /proc/PID/root).
-    public func image(identity: String, candidates: [String]) -> ElfImage? {
+    public func image(identity: String, candidates: [String], rules: TargetFiles.Options = TargetFiles.Options()) -> ElfImage? {
         if let cached = imagesByIdentity[identity] {
             cached?.lastUse = clock
             return cached
@@ -88,7 +89,7 @@ public final class Symbolizer {
         var lastError = "no path to open"
         for path in candidates {
             do {
-                opened = try ElfImage(path: path)
+                opened = try ElfImage(path: path, rules: rules)
                 openedPath = path
                 break
             } catch {
@@ -97,8 +98,8 @@ public final class Symbolizer {
         }
         if let image = opened {
             // Beside the file opened (a --symfs copy, a container's root), unless
-            // that is a /proc/PID/map_files alias: then beside the mapped path.
-            image.originalPath = openedPath.contains("/map_files/") ? candidates.last : openedPath
+            // that is a /proc/PID/map_files alias: then beside the mapped path in the process's root.
+            image.originalPath = TargetFiles.isMapFilesAlias(openedPath) ? candidates.first { !TargetFiles.isMapFilesAlias($0) } : openedPath
             if let id = image.buildID {
                 if let shared = imagesByBuildID[id] { opened = shared } else { imagesByBuildID[id] = image }
             }
@@ -155,8 +156,8 @@ public final class Symbolizer {
         var lines = SourceLines(path: image.openPath, maxDebugBytes: maxDebugInfoBytes)
         if lines == nil {
             let locator = DebugInfoLocator(root: debugRoot)
-            for path in locator.candidates(for: image, originalPath: image.originalPath) where access(path, R_OK) == 0 {
-                if let found = SourceLines(path: path, maxDebugBytes: maxDebugInfoBytes) { lines = found; break }
+            for (path, rules) in locator.candidates(for: image, originalPath: image.originalPath) {
+                if let found = SourceLines(path: path, rules: rules, maxDebugBytes: maxDebugInfoBytes) { lines = found; break }
             }
         }
         sourceLines[key] = lines
@@ -188,31 +189,89 @@ public final class Symbolizer {
         return demangle(symbol)
     }
 
-    /// Each JIT process's perf map, with the size it had when read.
-    private var perfMaps: [Int32: (bytes: Int, symbols: PerfMapSymbols?)] = [:]
+    /// Each JIT process's perf map: the file as opened while the process lived
+    /// (nil if it had none or it was refused), how many bytes were read, and the names.
+    private var perfMaps: [Int32: PerfMap] = [:]
+    private struct PerfMap {
+        var file: TargetFiles.Opened?
+        var bytesRead = -1
+        var symbols: PerfMapSymbols?
+    }
     /// Maps to look at again before their next use: a JIT appends to its map
     /// as it compiles, so a long-lived process's map must be read again once it grew.
     private var perfMapsToCheck = Set<Int32>()
+    /// At most this much of a perf map is read (a map is a few MB even for big JITs).
+    public var perfMapMaxBytes = 64 << 20
+    /// Perf maps refused (not a regular file, someone else's, writable by others) or cut at `perfMapMaxBytes`.
+    public private(set) var perfMapsRefused = 0
+    public private(set) var perfMapsTruncated = 0
+
+    /// Opens process `pid`'s perf map while it lives: call at its first JIT
+    /// frame, so a process that exits before its profile is named keeps its names.
+    public func watchPerfMap(pid: Int32) {
+        guard perfMaps[pid]?.file == nil else { return }
+        perfMaps[pid, default: PerfMap()].file = openPerfMap(pid)
+        perfMapsToCheck.insert(pid)
+    }
 
     /// The JIT function at `address` in process `pid`, from its perf map
-    /// (looked up in the process's own /tmp too, for containers).
+    /// (`/tmp/perf-PID.map` in the process's own root, for containers).
     public func jitFunction(pid: Int32, address: UInt64) -> String? {
-        if perfMaps[pid] == nil || perfMapsToCheck.contains(pid) { loadPerfMap(pid) }
+        if perfMaps[pid] == nil { watchPerfMap(pid: pid) }
+        if perfMapsToCheck.contains(pid) { loadPerfMap(pid) }
         return perfMaps[pid]?.symbols?.table.lookup(address).map(demangle)
+    }
+
+    /// The map as perf accepts one, and stricter (docs/security.md): found in
+    /// the process's root with no symlink on the way, a regular file, owned by
+    /// the process's user (or root, and then readable by anyone), and writable
+    /// by nobody else. The process must be alive: its user is known only then.
+    private func openPerfMap(_ pid: Int32) -> TargetFiles.Opened? {
+        guard let credentials = TargetCredentials.of(pid: pid) else { return nil }
+        let path = "/proc/\(pid)/root/tmp/perf-\(pid).map"
+        switch TargetFiles.open(path, TargetFiles.Options(noSymlinks: true, credentials: credentials)) {
+        case .failure(let failure):
+            // Absent is the common case (not a JIT, or no map yet); anything else is refused.
+            if !failure.description.hasSuffix(String(cString: strerror(ENOENT))) {
+                perfMapsRefused += 1
+                failures["/tmp/perf-\(pid).map"] = failure.description
+            }
+            return nil
+        case .success(let file):
+            let ownedRight = file.owner == credentials.uid || (file.owner == 0 && file.mode & 0o004 != 0)
+            guard ownedRight, file.mode & 0o022 == 0 else {
+                close(file.fd)
+                perfMapsRefused += 1
+                failures["/tmp/perf-\(pid).map"] = "refused: owned by uid \(file.owner) with mode \(String(file.mode & 0o777, radix: 8)), "
+                    + "not the process's user (uid \(credentials.uid)) or writable by others"
+                return nil
+            }
+            return file
+        }
     }
 
     private func loadPerfMap(_ pid: Int32) {
         perfMapsToCheck.remove(pid)
-        for path in ["/tmp/perf-\(pid).map", "/proc/\(pid)/root/tmp/perf-\(pid).map"] {
-            var info = stat()
-            guard stat(path, &info) == 0 else { continue }
-            if let known = perfMaps[pid], known.bytes == Int(info.st_size) { return }
-            guard let text = Self.readSmallFile(path) else { continue }
-            perfMaps[pid] = (text.utf8.count, PerfMapSymbols(text: text))
+        var map = perfMaps[pid] ?? PerfMap()
+        // A map created or replaced since: open it again while the process lives.
+        if let fresh = openPerfMap(pid) {
+            if let old = map.file { close(old.fd) }
+            map.file = fresh
+        }
+        guard let file = map.file else {
+            perfMaps[pid] = map
             return
         }
-        // No map (yet): look again next window. A map that went away keeps the names read before.
-        if perfMaps[pid] == nil { perfMaps[pid] = (-1, nil) }
+        var info = stat()
+        let size = fstat(file.fd, &info) == 0 ? Int(info.st_size) : map.bytesRead
+        if size != map.bytesRead {
+            if size > perfMapMaxBytes { perfMapsTruncated += 1 }
+            let bytes = TargetFiles.read(fd: file.fd, count: min(size, perfMapMaxBytes))
+            // A map that went away or shrank to nothing keeps the names read before.
+            if let symbols = PerfMapSymbols(text: String(decoding: bytes, as: UTF8.self)) { map.symbols = symbols }
+            map.bytesRead = size
+        }
+        perfMaps[pid] = map
     }
 
     /// Before a window's JIT frames are named: each perf map is checked for growth at its next use.
@@ -222,22 +281,9 @@ public final class Symbolizer {
 
     /// Drops what is kept for an exited process (its perf map).
     public func forgetProcess(_ pid: Int32) {
+        if let file = perfMaps[pid]?.file { close(file.fd) }
         perfMaps[pid] = nil
         perfMapsToCheck.remove(pid)
-    }
-
-    /// A text file of at most 64 MiB, or nil.
-    static func readSmallFile(_ path: String) -> String? {
-        guard let file = fopen(path, "re") else { return nil }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while bytes.count < 64 << 20 {
-            let n = fread(&chunk, 1, chunk.count, file)
-            if n <= 0 { break }
-            bytes.append(contentsOf: chunk[..<n])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     public func kernelFunction(_ address: UInt64) -> String? {

@@ -1,6 +1,8 @@
 import CDwflUnwind
 import FlareProcesses
 import FlareSampler
+import FlareTargetFiles
+import Glibc
 
 /// The slow path: libdw's own unwinder (`dwfl_getthread_frames`) over the
 /// sample's registers and stack copy, for CFI rules the compact tables cannot
@@ -90,8 +92,13 @@ public final class LibdwUnwinder {
     private static func makeWalker(for process: ProcessState, locator: FileLocator) -> OpaquePointer? {
         guard let handle = cdwfl_walker_create(process.pid) else { return nil }
         var reported = Set<String>()
+        let rules = locator.rules(pid: process.pid)
         for mapping in process.mappings where mapping.isFileBacked && !reported.contains(mapping.filePath) {
-            for path in locator.candidates(for: mapping, pid: process.pid) {
+            for candidate in locator.candidates(for: mapping, pid: process.pid) {
+                // libdw opens what it is given: give it the file opened under the rules.
+                guard case .success(let file) = TargetFiles.open(candidate, rules) else { continue }
+                defer { close(file.fd) }
+                let path = "/proc/self/fd/\(file.fd)"
                 var bias: UInt64 = 0
                 guard cdwfl_load_bias(path, mapping.start, mapping.fileOffset, &bias) == 0 else { continue }
                 if cdwfl_walker_report(handle, path, bias) == 0 { reported.insert(mapping.filePath) }

@@ -1,5 +1,6 @@
 import FlareProcesses
 import FlareSymbols
+import FlareTargetFiles
 
 /// Unwind tables by file identity, so a library mapped by many processes is
 /// compiled once.
@@ -44,9 +45,10 @@ public final class UnwindTableCache {
         }
         var compiled: UnwindTable?
         if mapping.isFileBacked {
+            let rules = locator.rules(pid: pid)
             for path in locator.candidates(for: mapping, pid: pid) {
                 do {
-                    compiled = try UnwindTableCompiler.open(path: path)
+                    compiled = try UnwindTableCompiler.open(path: path, rules: rules)
                     break
                 } catch {
                     failures[mapping.filePath] = error.description

@@ -1,5 +1,6 @@
 import CElfutils
 import FlareSymbols
+import FlareTargetFiles
 import Glibc
 
 /// Builds an `UnwindTable` from an ELF file's `.eh_frame`, read with libdw's
@@ -27,9 +28,9 @@ public enum UnwindTableCompiler {
     }
 
     /// The table of the ELF file at `path`, its functions compiled on first use.
-    public static func open(path: String) throws(Failure) -> UnwindTable {
+    public static func open(path: String, rules: TargetFiles.Options = TargetFiles.Options()) throws(Failure) -> UnwindTable {
         let file: MappedElf
-        do { file = try MappedElf(path: path) } catch { throw Failure(description: error.description) }
+        do { file = try MappedElf(path: path, rules: rules) } catch { throw Failure(description: error.description) }
         let segments = ElfImage.loadSegments(file.elf)
         let fdeStarts = ehFrameHeaderTable(file.elf)
         guard !fdeStarts.isEmpty, let cfi = searchableCFI(file) else {
