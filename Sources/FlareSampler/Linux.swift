@@ -3,14 +3,16 @@ import CPerfEvent
 
 /// Small Linux facts read from /proc and /sys.
 public enum Linux {
-    /// The whole content of a small text file, or nil.
-    public static func readFile(_ path: String) -> String? {
+    /// A /proc or /sys text file, at most `maxBytes` of it: what a process
+    /// makes the kernel report (its maps, its name) is bounded like anything
+    /// else it controls (docs/security.md).
+    public static func readFile(_ path: String, maxBytes: Int = 32 << 20) -> String? {
         guard let file = fopen(path, "re") else { return nil }
         defer { fclose(file) }
         var result: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&buffer, 1, buffer.count, file)
+        while result.count < maxBytes {
+            let n = fread(&buffer, 1, min(buffer.count, maxBytes - result.count), file)
             if n <= 0 { break }
             result.append(contentsOf: buffer[..<n])
         }

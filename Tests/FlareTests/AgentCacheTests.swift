@@ -128,8 +128,13 @@ struct AgentCacheTests {
     }
 
     @Test func aJITMapThatGrewIsReadAgainForTheNextWindow() throws {
-        // Above the kernel's largest pid (2^22): no process has it.
-        let pid = Int32(4_194_400 + Int.random(in: 0..<100_000))
+        // A live process: its perf map is checked against its user, known only while it runs.
+        let owner = Process()
+        owner.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        owner.arguments = ["60"]
+        try owner.run()
+        defer { kill(owner.processIdentifier, SIGKILL); owner.waitUntilExit() }
+        let pid = owner.processIdentifier
         let path = "/tmp/perf-\(pid).map"
         defer { unlink(path) }
         try "7f0000001000 100 jit_first\n".write(toFile: path, atomically: false, encoding: .utf8)

@@ -78,8 +78,10 @@ struct DwarfUnwindTests {
         let binary = try TestSupport.compileC("signal_frame.c", flags: Self.optimized)
         let stacks = try Self.compareWithPerf([binary, "1200"], unnamedByPerf: ["__restore_rt"])
         #expect(Self.completeShare(stacks) >= 95)
+        // The handler's own share moves with the machine's load (5 to 20 %; perf's alike, compared
+        // above); an unwinder that cannot cross the signal frame leaves it at 0.
         let handler = stacks.filter { $0.key.hasSuffix("main;interrupted_loop;[unknown];handler_work") }
-        #expect(Double(handler.values.reduce(0, +)) >= 0.1 * Double(stacks.values.reduce(0, +)), "\(stacks)")
+        #expect(Double(handler.values.reduce(0, +)) >= 0.02 * Double(stacks.values.reduce(0, +)), "\(stacks)")
     }
 
     @Test func intoADlopenedLibrary() throws {
@@ -135,7 +137,10 @@ struct DwarfSymbolizationTests {
         let top = lines.stdout.split(separator: "\n").first { $0.contains("%") && $0.contains("inlined.c") }
         #expect(top?.contains("mix") == true, "\(lines.stdout)")
         #expect(top?.contains("inlined.c:\(hotLine)") == true, "\(lines.stdout)")
-        let plain = try TestSupport.run(try TestSupport.pprof(), ["-top", "-nodecount=3", path])
+        // Every node shown: pprof labels a node "(inline)" by its edge from the
+        // caller, which a short list drops once kernel frames (preemption on a
+        // loaded machine) outrank the caller's zero self time.
+        let plain = try TestSupport.run(try TestSupport.pprof(), ["-top", "-nodecount=1000", path])
         #expect(plain.stdout.contains("mix (inline)"), "\(plain.stdout)")
 
         // The location holds both frames: mix at the loop, then churn at the call.
