@@ -203,24 +203,26 @@ public final class SpanReader {
 
     /// What a search for a thread's slot found.
     enum SlotSearch {
-        /// The slot that described the thread at the sample's time (or,
-        /// when none did, the one it claimed after the sample).
+        /// The slot that described the thread at the sample's time (or the
+        /// latest it claimed, which may be after the sample).
         case slot(SlotLocation)
         /// The thread had released its slots before the sample (ABI 1.1).
         case releasedBefore
         case none
     }
 
-    /// Finds the slot that described `nstid` at `sampleTime`: the one it owned
-    /// then, or released only after it (ABI 1.1). Several slots can name one
-    /// tid when a thread died without releasing and its tid was reused: the
-    /// latest claim wins, and a claim older than the thread itself (`bornAt`)
-    /// is a dead thread's. Each mapping's slot headers are read again only
-    /// when its claim counter moved (or its writer keeps none).
+    /// Finds the slot that described `nstid` at `sampleTime`. A slot it
+    /// released after that time (ABI 1.1) is unambiguous: only the thread that
+    /// had the tid then can have released it later. Of the slots that name the
+    /// tid as owner, the latest claim wins: several match when a thread died
+    /// without releasing and its tid was reused, and a claim older than the
+    /// thread itself (`bornAt`) is a dead thread's. Each mapping's slot
+    /// headers are read again only when its claim counter moved (or its
+    /// writer keeps none).
     private func findSlot(_ process: ProcessState, pid: Int32, nstid: UInt32, bornAt: UInt64, sampleTime: UInt64) -> Result<SlotSearch, UnknownReason> {
-        var covering: (SlotLocation, UInt64)?
-        var claimedLater: (SlotLocation, UInt64)?
-        var released = false
+        var releasedAfter: (SlotLocation, UInt64)?
+        var latestOwned: (SlotLocation, UInt64)?
+        var releasedBefore = false
         let now = readTime()
         if process.slotIndexes.count != process.mappings.count {
             process.slotIndexes = Array(repeating: nil, count: process.mappings.count)
@@ -237,17 +239,21 @@ public final class SpanReader {
             let t = writerTime(sampleTime, clock: mapping.header.clock, now: now)
             for candidate in index.slots[nstid] ?? [] where candidate.claimTime >= born {
                 let location = SlotLocation(mapping: m, slot: candidate.slot)
-                if candidate.claimTime > t {
-                    if claimedLater == nil || candidate.claimTime > claimedLater!.1 { claimedLater = (location, candidate.claimTime) }
-                } else if let release = candidate.releaseTime, release <= t {
-                    released = true
-                } else if covering == nil || candidate.claimTime > covering!.1 {
-                    covering = (location, candidate.claimTime)
+                if let release = candidate.releaseTime {
+                    // One claimed after the sample and released since is a later thread's: skipped.
+                    if release <= t {
+                        releasedBefore = true
+                    } else if candidate.claimTime <= t, releasedAfter == nil || candidate.claimTime > releasedAfter!.1 {
+                        releasedAfter = (location, candidate.claimTime)
+                    }
+                } else if latestOwned == nil || candidate.claimTime > latestOwned!.1 {
+                    latestOwned = (location, candidate.claimTime)
                 }
             }
         }
-        if let (location, _) = covering ?? claimedLater { return .success(.slot(location)) }
-        return .success(released ? .releasedBefore : .none)
+        // An owned slot claimed after the sample answers `claimed_after_sample`.
+        if let (location, _) = releasedAfter ?? latestOwned { return .success(.slot(location)) }
+        return .success(releasedBefore ? .releasedBefore : .none)
     }
 
     /// Writers start looking for a free slot at `tid % slot_count`, so a
