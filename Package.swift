@@ -131,6 +131,13 @@ let package = Package(
             ],
             exclude: ["Clients"]
         ),
+        // The fuzz targets, replaying their corpus; scripts/fuzz builds them with libFuzzer and ASan (Fuzz/README.md).
+        .executableTarget(
+            name: "FlareFuzz",
+            dependencies: ["FlareProfile", "FlareContextReader", "FlareSampler", "FlareSymbols", "FlareUnwind"],
+            path: "Fuzz",
+            exclude: ["corpus", "README.md", "make-corpus"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

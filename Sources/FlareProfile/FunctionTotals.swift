@@ -21,14 +21,14 @@ public struct FunctionTotals: Sendable {
         for sample in profile.samples where labelFilter?(sample) ?? true {
             guard index < sample.values.count else { continue }
             let value = sample.values[index]
-            grand += value
+            grand.addSaturating(value)
             let frames = profile.frames(of: sample, locations: locations, functions: functions)
             if let leaf = frames.first {
-                byName[leaf.function, default: Entry(function: leaf.function, file: leaf.file, selfValue: 0, totalValue: 0)].selfValue += value
+                byName[leaf.function, default: Entry(function: leaf.function, file: leaf.file, selfValue: 0, totalValue: 0)].selfValue.addSaturating(value)
             }
             var seen = Set<String>()
             for frame in frames where seen.insert(frame.function).inserted {
-                byName[frame.function, default: Entry(function: frame.function, file: frame.file, selfValue: 0, totalValue: 0)].totalValue += value
+                byName[frame.function, default: Entry(function: frame.function, file: frame.file, selfValue: 0, totalValue: 0)].totalValue.addSaturating(value)
             }
         }
         entries = Array(byName.values)

@@ -62,10 +62,19 @@ extension Profile {
             }
             let key = names.joined(separator: ";")
             if counts[key] == nil { order.append(key) }
-            counts[key, default: 0] += index < sample.values.count ? sample.values[index] : 0
+            counts[key, default: 0].addSaturating(index < sample.values.count ? sample.values[index] : 0)
         }
         order.sort { counts[$0]! != counts[$1]! ? counts[$0]! > counts[$1]! : $0 < $1 }
         return order.map { "\($0) \(counts[$0]!)\n" }.joined()
+    }
+}
+
+extension Int64 {
+    /// Sums of a decoded profile's values: any Int64 is valid pprof, so a
+    /// sum may not fit, and then stops at the bound instead of trapping.
+    mutating func addSaturating(_ value: Int64) {
+        let (sum, overflow) = addingReportingOverflow(value)
+        self = overflow ? (value > 0 ? .max : .min) : sum
     }
 }
 

@@ -6,6 +6,8 @@ public enum TextFormat {
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }
         let scaled = (abs(value) * scale).rounded()
+        // Past Int64 (sums of hostile profiles get there): as Swift prints it.
+        guard scaled < Double(Int64.max) else { return String(value) }
         let whole = Int64(scaled / scale)
         let fraction = Int64(scaled) - whole * Int64(scale)
         var text = (value < 0 && scaled != 0 ? "-" : "") + String(whole)

@@ -41,7 +41,7 @@ public final class PerfDataFile {
         }
         guard let attrSize = u64(16), let attrsOffset = u64(24), let attrsSize = u64(32),
               let dataOffset = u64(40), let dataSize = u64(48), attrsSize >= attrSize, attrSize > 16 + 96,
-              dataOffset <= UInt64(bytes.count), dataSize <= UInt64(bytes.count) - dataOffset else {
+              attrsOffset <= UInt64(bytes.count), dataOffset <= UInt64(bytes.count), dataSize <= UInt64(bytes.count) - dataOffset else {
             munmap(base, size)
             throw Error(description: "\(name) has a damaged header")
         }

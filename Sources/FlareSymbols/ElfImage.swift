@@ -149,7 +149,7 @@ public final class ElfImage: @unchecked Sendable {
         var strings = GElf_Shdr()
         guard let section = elf_getscn(elf, index), gelf_getshdr(section, &strings) != nil,
               strings.sh_type == UInt32(SHT_STRTAB), strings.sh_flags & UInt64(SHF_COMPRESSED) == 0,
-              strings.sh_offset + strings.sh_size < UInt64(UInt32.max) else { return nil }
+              strings.sh_offset < UInt64(UInt32.max), strings.sh_size < UInt64(UInt32.max) - strings.sh_offset else { return nil }
         return (strings.sh_offset, strings.sh_size)
     }
 
@@ -160,7 +160,9 @@ public final class ElfImage: @unchecked Sendable {
         let entrySize = 24
         var chunk = [UInt8](repeating: 0, count: entrySize * 2730)
         var offset = header.sh_offset
-        let end = header.sh_offset + header.sh_size
+        // A hostile section header may point anywhere: only where pread's offset reaches.
+        let (end, overflow) = header.sh_offset.addingReportingOverflow(header.sh_size)
+        guard !overflow, end <= UInt64(Int64.max) else { return }
         while offset < end {
             let wanted = Int(min(UInt64(chunk.count), end - offset))
             let read = chunk.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, wanted, off_t(offset)) }

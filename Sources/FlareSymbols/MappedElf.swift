@@ -30,7 +30,13 @@ public final class MappedElf {
         case .success(let file): fd = file.fd
         case .failure(let failure): throw OpenError(description: failure.description)
         }
-        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil), elf_kind(elf) == ELF_K_ELF else {
+        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else {
+            close(fd)
+            throw OpenError(description: "\(path): not an ELF file")
+        }
+        guard elf_kind(elf) == ELF_K_ELF else {
+            // libelf opens any file (an archive, plain text): release what it mapped.
+            elf_end(elf)
             close(fd)
             throw OpenError(description: "\(path): not an ELF file")
         }

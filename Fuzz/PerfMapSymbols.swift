@@ -1,0 +1,1 @@
+../Sources/FlareSymbols/PerfMapSymbols.swift
