@@ -268,7 +268,7 @@ public final class Symbolizer {
             if size > perfMapMaxBytes { perfMapsTruncated += 1 }
             let bytes = TargetFiles.read(fd: file.fd, count: min(size, perfMapMaxBytes))
             // A map that went away or shrank to nothing keeps the names read before.
-            if let symbols = PerfMapSymbols(text: String(decoding: bytes, as: UTF8.self)) { map.symbols = symbols }
+            if let symbols = PerfMapSymbols(bytes: bytes) { map.symbols = symbols }
             map.bytesRead = size
         }
         perfMaps[pid] = map
