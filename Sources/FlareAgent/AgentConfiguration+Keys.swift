@@ -95,6 +95,14 @@ extension AgentConfiguration {
         Key(name: "agent.memory_limit", help: "resident memory above which the caches are dropped at the next window",
             apply: { s, c throws(ConfigurationError) in c.memoryLimit = try bytes(s, in: (16 << 20)...(1 << 40)) },
             show: { String($0.memoryLimit) }),
+        Key(name: "agent.max_mappings_per_process",
+            help: "executable mappings held per process; beyond it a process's new mappings are counted and their frames left unnamed",
+            apply: { s, c throws(ConfigurationError) in c.maxMappingsPerProcess = try integer(s, in: 64...(1 << 20)) },
+            show: { String($0.maxMappingsPerProcess) }),
+        Key(name: "agent.max_thread_names_per_process",
+            help: "thread names held per process; beyond it threads are labelled with the process's name",
+            apply: { s, c throws(ConfigurationError) in c.maxThreadNamesPerProcess = try integer(s, in: 1...(1 << 20)) },
+            show: { String($0.maxThreadNamesPerProcess) }),
         Key(name: "agent.labels", help: "extra resource labels on every window, e.g. { env = \"prod\" }",
             apply: { s, c throws(ConfigurationError) in
                 guard case .table(let table) = s.value else { throw bad(s, "use a table of strings, or NAME=VALUE,NAME=VALUE") }

@@ -1,3 +1,4 @@
+import FlareProcesses
 import FlareRecorder
 import Foundation
 import TOMLKit
@@ -30,6 +31,8 @@ public struct AgentConfiguration: Sendable {
     public var cacheBytes = 32 << 20
     public var debugInfoMaxBytes = 8 << 20
     public var memoryLimit = 128 << 20
+    public var maxMappingsPerProcess = ProcessLimits().mappings
+    public var maxThreadNamesPerProcess = ProcessLimits().threadNames
     public var labels: [String: String] = [:]
     public var logLevel = "info"
 
@@ -54,7 +57,7 @@ public struct AgentConfiguration: Sendable {
 
     /// The sampling settings: changing them needs a new perf session.
     public var samplingKey: String {
-        "\(frequency)/\(callGraph.rawValue)/\(stackBytes)/\(spanLabels)/\(cacheBytes)/\(debugInfoMaxBytes)"
+        "\(frequency)/\(callGraph.rawValue)/\(stackBytes)/\(spanLabels)/\(cacheBytes)/\(debugInfoMaxBytes)/\(maxMappingsPerProcess)/\(maxThreadNamesPerProcess)"
     }
 }
 

@@ -1,3 +1,4 @@
+import FlareProcesses
 import FlareRecorder
 import Foundation
 
@@ -49,6 +50,7 @@ extension AgentConfiguration {
         options.spanLabels = spanLabels
         options.cacheBytes = cacheBytes
         options.maxDebugInfoBytes = debugInfoMaxBytes
+        options.processLimits = ProcessLimits(mappings: maxMappingsPerProcess, threadNames: maxThreadNamesPerProcess)
         options.includes = processSelector.predicate
         return options
     }

@@ -23,6 +23,8 @@ public struct ContinuousOptions: Sendable {
     /// is open (libc's 10 MB of debug sections cost the agent 27 MB): 8 MiB
     /// keeps the agent within 64 MiB on a host whose libc has debug info.
     public var maxDebugInfoBytes = 8 << 20
+    /// What one process may make the agent hold.
+    public var processLimits = ProcessLimits()
 
     public init() {}
 }
@@ -67,8 +69,14 @@ public struct ContinuousStatistics: Sendable {
     public var labelledSamples = 0
     public var cacheBytes = 0
     public var trackedProcesses = 0
+    /// The most processes held between two drains during the last window
+    /// (the gauge above is read after a cut has forgotten the exited ones).
+    public var trackedProcessesPeak = 0
     /// Files dropped from the symbol and unwind caches to stay within budget.
     public var cacheEvictions = 0
+    /// Mappings and thread names turned away by the per-process limits.
+    public var droppedMappings = 0
+    public var droppedThreadNames = 0
 
     public init() {}
 }
@@ -85,6 +93,8 @@ extension ContinuousStatistics {
         sum.unlabelledSamples += unlabelledSamples
         sum.labelledSamples += labelledSamples
         sum.cacheEvictions += cacheEvictions
+        sum.droppedMappings += droppedMappings
+        sum.droppedThreadNames += droppedThreadNames
         return sum
     }
 }
@@ -101,9 +111,12 @@ public final class ContinuousProfiler {
     private var options: ContinuousOptions
     private var identities: [Int32: ProcessIdentity] = [:]
     private var decisions: [Int32: Bool] = [:]
+    /// Processes that exited with samples in the open window: forgotten at its cut.
     private var exited: Set<Int32> = []
     private var commNames: [Int32: String] = [:]
     private var totals = ContinuousStatistics()
+    private var trackedPeak = 0
+    private var lastWindowTrackedPeak = 0
     private let periodNanos: Int64
 
     public init(options: ContinuousOptions) throws(SamplerError) {
@@ -112,7 +125,7 @@ public final class ContinuousProfiler {
             frequency: options.frequency, userStackBytes: options.callGraph == .dwarf ? options.stackBytes : 0))
         symbolizer = Symbolizer(expandInlines: options.inlineFrames, maxDebugInfoBytes: options.maxDebugInfoBytes)
         unwindTables = UnwindTableCache()
-        pipeline = SamplePipeline(unwinder: Self.unwinder(options, unwindTables), symbolizer: symbolizer)
+        pipeline = SamplePipeline(unwinder: Self.unwinder(options, unwindTables), symbolizer: symbolizer, limits: options.processLimits)
         if options.spanLabels { pipeline.spans = SpanLabeler() }
         processTable = pipeline.processes
         periodNanos = Int64(1_000_000_000 / max(options.frequency, 1))
@@ -151,6 +164,9 @@ public final class ContinuousProfiler {
                     identities[comm.pid] = nil
                 }
             case .fork(let task) where task.pid != task.parentPid:
+                // A new process: a pid reused since an exit is decided afresh.
+                forgetIdentity(task.pid)
+                exited.remove(task.pid)
                 commNames[task.pid] = commNames[task.parentPid] ?? processTable.processes[task.parentPid]?.name
             case .exit(let task) where task.pid == task.tid:
                 exited.insert(task.pid)
@@ -159,6 +175,16 @@ public final class ContinuousProfiler {
             }
         }
         pipeline.consume(records)
+        // A process that exited and left no sample in this window is
+        // forgotten now, not at the cut: a host that forks thousands of
+        // processes a second would otherwise hold each of them for a whole
+        // window. The batch holds every record older than its drain began
+        // (`SamplingSession.drain`), so no sample of it is still on its way.
+        for pid in exited where pipeline.samplesByPid[pid] == nil {
+            forget(pid)
+            exited.remove(pid)
+        }
+        trackedPeak = max(trackedPeak, processTable.processes.count)
     }
 
     /// Stops sampling and drains the rest (the agent is shutting down).
@@ -178,6 +204,9 @@ public final class ContinuousProfiler {
         }
         s.cacheBytes = cacheBytes
         s.trackedProcesses = pipeline.processes.processes.count
+        s.trackedProcessesPeak = lastWindowTrackedPeak
+        s.droppedMappings = processTable.droppedMappings
+        s.droppedThreadNames = processTable.droppedThreadNames
         return s
     }
 
@@ -189,6 +218,8 @@ public final class ContinuousProfiler {
     ///   - hostName: the `host.name` resource label.
     public func cutWindow(start: Int64, end: Int64, hostName: String) -> [ProcessGroupWindow] {
         symbolizer.jitMapsMayHaveGrown()
+        lastWindowTrackedPeak = max(trackedPeak, processTable.processes.count)
+        trackedPeak = 0
         var groups: [GroupKey: [Int32]] = [:]
         for pid in pipeline.samplesByPid.keys {
             groups[groupKey(pid), default: []].append(pid)
@@ -248,30 +279,41 @@ public final class ContinuousProfiler {
         if let known = identities[pid] { return known }
         // Not through `pipeline`: this runs inside its mutating consume. And
         // read-only: an entry made here would shadow the one a FORK record makes.
-        let name = commNames[pid] ?? processTable.processes[pid]?.name
-            ?? Linux.readFile("/proc/\(pid)/comm")?.trimmingWhitespace() ?? "pid \(pid)"
+        // Names a process chose for itself become service names, labels and
+        // log fields: control characters are replaced and the length bounded.
+        let name = TerminalText.safe(commNames[pid] ?? processTable.processes[pid]?.name
+            ?? Linux.readFile("/proc/\(pid)/comm", maxBytes: 64)?.trimmingWhitespace() ?? "pid \(pid)", maxLength: Self.maxNameLength)
         var executable = name
         if let target = Self.readLink("/proc/\(pid)/exe") {
             let base = target.hasSuffix(" (deleted)") ? String(target.dropLast(10)) : target
-            executable = String(base.split(separator: "/").last ?? Substring(name))
+            executable = TerminalText.safe(String(base.split(separator: "/").last ?? Substring(name)), maxLength: Self.maxNameLength)
         }
-        let cgroup = Self.cgroupPath(pid)
+        let cgroup = TerminalText.safe(Self.cgroupPath(pid), maxLength: 4 * Self.maxNameLength)
         let identity = ProcessIdentity(pid: pid, name: name, executableName: executable, cgroup: cgroup,
                                        containerID: Self.containerID(inCgroup: cgroup))
         identities[pid] = identity
         return identity
     }
 
+    /// The longest process or executable name kept (a file name's limit).
+    static let maxNameLength = 255
+
     private func forgetExitedProcesses() {
-        for pid in exited {
-            pipeline.processes.remove(pid)
-            pipeline.spans?.reader.dropProcess(pid)
-            symbolizer.forgetProcess(pid)
-            identities[pid] = nil
-            decisions[pid] = nil
-            commNames[pid] = nil
-        }
+        exited.forEach(forget)
         exited.removeAll(keepingCapacity: true)
+    }
+
+    private func forget(_ pid: Int32) {
+        pipeline.processes.remove(pid)
+        pipeline.spans?.reader.dropProcess(pid)
+        symbolizer.forgetProcess(pid)
+        forgetIdentity(pid)
+    }
+
+    private func forgetIdentity(_ pid: Int32) {
+        identities[pid] = nil
+        decisions[pid] = nil
+        commNames[pid] = nil
     }
 
     private var cacheBytes: Int { symbolizer.memoryBytes + unwindTables.memoryBytes }

@@ -25,10 +25,10 @@ struct SamplePipeline<Unwinder: StackUnwinder> {
 
     /// - Parameter locator: `.live` while the sampled processes run; offline
     ///   replays must neither read /proc nor open files through it.
-    init(unwinder: Unwinder, symbolizer: Symbolizer, locator: FileLocator = .live) {
+    init(unwinder: Unwinder, symbolizer: Symbolizer, locator: FileLocator = .live, limits: ProcessLimits = ProcessLimits()) {
         self.unwinder = unwinder
         self.registry = ModuleRegistry(symbolizer: symbolizer, locator: locator)
-        self.processes = ProcessTable(procRoot: locator.live ? "/proc" : "/nonexistent/proc")
+        self.processes = ProcessTable(procRoot: locator.live ? "/proc" : "/nonexistent/proc", limits: limits)
     }
 
     mutating func consume(_ records: [PerfRecord]) {

@@ -352,9 +352,19 @@ public final class SpanReader {
             || (process.mappings.isEmpty && process.invalidReason == nil && sampleTime > process.lastScan
                 && current >= process.lastScan + process.rescanInterval)
             || (process.context == nil && !process.mappings.isEmpty && current >= process.lastScan + Self.longestRescan)
-        if due { scan(process, pid: pid, at: current) }
+        // A process with 100 000 mappings makes each scan cost tens of
+        // milliseconds: whatever asks for it, scans take at most
+        // 1/`scanCostShare` of the time.
+        let affordable = process.lastScan == 0 || current >= process.lastScan + process.scanCost * Self.scanCostShare
+        if due && affordable {
+            let started = Linux.monotonicNanos()
+            scan(process, pid: pid, at: current)
+            process.scanCost = Linux.monotonicNanos() &- started
+        }
         return process
     }
+
+    static let scanCostShare: UInt64 = 100
 
     private func scan(_ process: ProcessState, pid: Int32, at time: UInt64) {
         let hadSlots = !process.mappings.isEmpty
@@ -495,6 +505,8 @@ final class ProcessState {
     var firstScan: UInt64 = 0
     var lastScan: UInt64 = 0
     var rescanInterval: UInt64 = 0
+    /// How long the last scan of /proc/PID/maps took, in nanoseconds.
+    var scanCost: UInt64 = 0
     var mappingsNeedRescan = false
     var invalidReason: String?
     var countedAsPublishing = false

@@ -1,4 +1,5 @@
 import FlareFlameGraph
+import FlareProfile
 import FlareStore
 import Foundation
 

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import FlareFlameGraph
+import FlareProfile
 import Foundation
 import NIOCore
 

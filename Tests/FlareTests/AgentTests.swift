@@ -265,11 +265,14 @@ struct AgentTests {
 
     @Test("1 000 short-lived processes: their samples land under their name, and memory stays within the bound")
     func shortLivedProcesses() throws {
-        let binary = try TestSupport.compileC("shortlived.c", output: "shortlived")
+        // A name of this run's own: the agent profiles the whole machine, and
+        // another run's short-lived processes must not count as these.
+        let name = "shortlived" + String(UInt16.random(in: 0...UInt16.max), radix: 16)
+        let binary = try TestSupport.compileC("shortlived.c", output: name)
         let memoryLimit = 192 << 20
         let fleet = Fleet(window: 2)
         try fleet.startStore()
-        try fleet.startAgent(targets: "^shortlived$", extra: ["--label", "suite=agent"])
+        try fleet.startAgent(targets: "^\(name)$", extra: ["--label", "suite=agent"])
         let run = try TestSupport.run(binary, ["1000", "15", "2"])
         #expect(run.status == 0)
         let childCPU = Double(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
@@ -279,11 +282,11 @@ struct AgentTests {
 
         // The children's CPU time at 99 Hz, against what the store holds.
         let expected = childCPU * 99
-        let stored = Double(fleet.storedSamples("shortlived"))
+        let stored = Double(fleet.storedSamples(name))
         #expect(expected > 500, "the workload burned too little CPU: \(childCPU) s")
         #expect(abs(stored - expected) / expected < 0.2, "stored \(stored) samples, expected about \(expected) from \(childCPU) s of CPU")
         // No sample of short_burn under any other name.
-        for service in fleet.services().keys where service != "shortlived" {
+        for service in fleet.services().keys where service != name {
             let top = Daemon.json(fleet.storeURL + "/api/v1/top?service=\(service)&from=0&limit=100000&by=total")
             let names = (top?["functions"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
             #expect(!names.contains("short_burn"), "short_burn stored under \(service)")

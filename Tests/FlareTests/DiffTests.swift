@@ -13,9 +13,12 @@ import Testing
 struct DiffTests {
     // MARK: Ground truth
 
-    /// Work units per round of deploy.c's functions in each build.
+    /// Work units per round of deploy.c's functions in each build. The two
+    /// changes differ in size by about 6.5 points (+23.5 and -17.0), four
+    /// standard errors of their difference at 3 000 samples a side, so the
+    /// ranking the tests check is not left to sampling noise.
     static let v1Units = ["deploy_slowed": 20.0, "deploy_faster": 30.0, "deploy_steady_a": 25.0, "deploy_steady_b": 25.0]
-    static let v2Units = ["deploy_slowed": 40.0, "deploy_faster": 15.0, "deploy_steady_a": 25.0, "deploy_steady_b": 25.0]
+    static let v2Units = ["deploy_slowed": 50.0, "deploy_faster": 15.0, "deploy_steady_a": 25.0, "deploy_steady_b": 25.0]
 
     /// The expected change of each function's self share, in points, from the work units alone.
     static func expectedPoints(_ function: String) -> Double {

@@ -51,4 +51,32 @@ struct ProcessTableTests {
         #expect(table.process(999_999_991).mappings.isEmpty)
         #expect(table.process(999_999_991).name == "child")
     }
+
+    @Test func aProcessAtItsLimitsHasTheRestCountedNotHeld() {
+        let table = ProcessTable(limits: ProcessLimits(mappings: 100, threadNames: 10))
+        let state = table.process(999_999_980)
+        // Descending addresses, as mmap hands them out: each one goes in front.
+        for i in (0..<150).reversed() {
+            table.apply(.mmap(MmapRecord(pid: 999_999_980, tid: 999_999_980, start: UInt64(0x100000 + i * 0x2000), length: 0x1000,
+                                         fileOffset: UInt64(i) * 0x1000, inode: 1, device: 1, protection: 5, buildID: nil,
+                                         path: "/lib\(i)", time: UInt64(i))))
+        }
+        #expect(state.mappings.count == 100)
+        #expect(table.droppedMappings == 50)
+        #expect(state.mappings.map(\.start) == state.mappings.map(\.start).sorted())
+        #expect(state.mapping(containing: 0x100000 + 149 * 0x2000 + 8)?.path == "/lib149")
+        // A mapping that replaces one it overlaps exactly still fits.
+        #expect(state.add(MappedFile(start: 0x100000 + 149 * 0x2000, end: 0x100000 + 149 * 0x2000 + 0x1000, fileOffset: 0, path: "/new")))
+        #expect(state.mapping(containing: 0x100000 + 149 * 0x2000 + 8)?.path == "/new")
+        for tid in 0..<20 { table.apply(.comm(CommRecord(pid: 999_999_980, tid: 999_999_000 + Int32(tid), name: "t\(tid)", isExec: false, time: 1))) }
+        #expect(state.threadNames.count == 10)
+        #expect(table.droppedThreadNames >= 10)
+        #expect(state.threadName(999_999_019) == state.name)
+        // Exited threads make room; an exec starts the process afresh.
+        table.apply(.exit(TaskRecord(pid: 999_999_980, parentPid: 1, tid: 999_999_000, parentTid: 1, time: 2)))
+        table.apply(.comm(CommRecord(pid: 999_999_980, tid: 999_999_019, name: "late", isExec: false, time: 3)))
+        #expect(state.threadName(999_999_019) == "late")
+        table.apply(.comm(CommRecord(pid: 999_999_980, tid: 999_999_980, name: "next", isExec: true, time: 4)))
+        #expect(state.mappings.isEmpty && state.droppedMappings == 0)
+    }
 }

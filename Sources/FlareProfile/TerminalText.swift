@@ -1,5 +1,6 @@
-/// Text safe to print on a terminal: symbol names, labels and file names are
-/// chosen by whoever built or runs the profiled program.
+/// Text safe to print on a terminal or in a log line: symbol names, labels,
+/// process and file names are chosen by whoever built or runs the profiled
+/// program.
 public enum TerminalText {
     /// Replaces C0 and C1 control characters (escape sequences start with ESC
     /// or CSI) and bidirectional overrides with `?`, and cuts to `maxLength`
