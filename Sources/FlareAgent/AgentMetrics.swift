@@ -63,6 +63,8 @@ public final class AgentMetrics: Sendable {
         let usage = OwnUsage.current()
         metric("flare_agent_dropped_mappings_total", "counter", "Executable mappings not held because their process was at agent.max_mappings_per_process.", s.droppedMappings)
         metric("flare_agent_dropped_thread_names_total", "counter", "Thread names not held because their process was at agent.max_thread_names_per_process.", s.droppedThreadNames)
+        metric("flare_agent_perf_maps_refused_total", "counter", "Attempts to read a JIT perf map refused (once per window while it stays so): not a regular file, not owned by the process's user or root, or writable by others.", s.perfMapsRefused)
+        metric("flare_agent_perf_maps_truncated_total", "counter", "JIT perf maps read only up to their size bound.", s.perfMapsTruncated)
         metric("flare_agent_cpu_seconds_total", "counter", "The agent's own CPU time, user and system.", usage.cpuSeconds)
         metric("flare_agent_resident_bytes", "gauge", "The agent's resident memory.", usage.residentBytes)
         metric("flare_agent_peak_resident_bytes", "gauge", "The agent's peak resident memory.", usage.peakResidentBytes)

@@ -77,6 +77,9 @@ public struct ContinuousStatistics: Sendable {
     /// Mappings and thread names turned away by the per-process limits.
     public var droppedMappings = 0
     public var droppedThreadNames = 0
+    /// JIT perf maps not read (not a regular file, not the process's own, writable by others) or read only in part.
+    public var perfMapsRefused = 0
+    public var perfMapsTruncated = 0
 
     public init() {}
 }
@@ -95,6 +98,8 @@ extension ContinuousStatistics {
         sum.cacheEvictions += cacheEvictions
         sum.droppedMappings += droppedMappings
         sum.droppedThreadNames += droppedThreadNames
+        sum.perfMapsRefused += perfMapsRefused
+        sum.perfMapsTruncated += perfMapsTruncated
         return sum
     }
 }
@@ -207,6 +212,8 @@ public final class ContinuousProfiler {
         s.trackedProcessesPeak = lastWindowTrackedPeak
         s.droppedMappings = processTable.droppedMappings
         s.droppedThreadNames = processTable.droppedThreadNames
+        s.perfMapsRefused = symbolizer.perfMapsRefused
+        s.perfMapsTruncated = symbolizer.perfMapsTruncated
         return s
     }
 

@@ -38,12 +38,13 @@ struct HostileFloodTests {
         return try body()
     }
 
-    /// Runs `flood.c` as nobody with `arguments` while the agent profiles the
-    /// whole machine and an ordinary workload burns beside it; checks what
-    /// every flood must leave intact, then `check` checks the flood's own,
-    /// while the agent and the store still run.
-    static func underFlood(_ arguments: [String], check: (Outcome) throws -> Void) throws {
-        let flood = try TestSupport.compileC("flood.c", flags: ["-O2"])
+    /// Runs the processes `attack` starts (as nobody) while the agent
+    /// profiles the whole machine and an ordinary workload burns beside them,
+    /// until they exit or, given `seconds`, for that long; checks what every
+    /// attack must leave intact, then `check` checks the attack's own, while
+    /// the agent and the store still run.
+    static func underAttack(_ label: String, seconds: Double? = nil, attack: () throws -> [Process],
+                            check: (Outcome) throws -> Void) throws {
         // The ordinary workload: a name of this run's own, since other runs' agents may share the machine.
         let victimName = "flood_victim" + String(UInt8.random(in: 0...255), radix: 16)
         let victim = try AgentTests.burner(victimName)
@@ -58,51 +59,68 @@ struct HostileFloodTests {
         defer { HostileTargetTests.stop(work) }
         let victimCPUBefore = HostileTargetTests.cpuSeconds(work.processIdentifier)
 
-        let attack = Process()
-        attack.executableURL = URL(fileURLWithPath: HostileTargetTests.asNobody[0])
-        attack.arguments = Array(HostileTargetTests.asNobody.dropFirst()) + [flood] + arguments
-        let pipe = Pipe()
-        attack.standardOutput = pipe
         let started = Date()
         let agentCPUBefore = fleet.metrics["flare_agent_cpu_seconds_total"] ?? 0
-        try attack.run()
-        defer { if attack.isRunning { HostileTargetTests.stop(attack) } }
-        // Watch the agent while the flood runs.
+        let windowsBefore = fleet.metrics["flare_agent_windows_total"] ?? 0
+        let attackers = try attack()
+        defer { attackers.filter(\.isRunning).forEach(HostileTargetTests.stop) }
+        // Watch the agent while the attack runs.
         var mostTracked = 0.0
-        let output = LockedText()
-        let reader = Thread { output.append(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)) }
-        reader.start()
-        let ended = Daemon.wait(seconds: 120) {
+        let ended = Daemon.wait(seconds: seconds ?? 120) {
             mostTracked = max(mostTracked, fleet.metrics["flare_agent_tracked_processes_peak"] ?? 0)
-            return !attack.isRunning
+            return seconds == nil && !attackers.contains(where: \.isRunning)
         }
         let wall = Date().timeIntervalSince(started)
-        #expect(ended, "the flood \(arguments) did not end within 120 s")
-        attack.waitUntilExit()
+        #expect(seconds != nil || ended, "the \(label) attack did not end within 120 s")
+        let windowsDuring = (fleet.metrics["flare_agent_windows_total"] ?? 0) - windowsBefore
+        attackers.filter(\.isRunning).forEach(HostileTargetTests.stop)
         let agentCPU = (fleet.metrics["flare_agent_cpu_seconds_total"] ?? 0) - agentCPUBefore
         let victimCPU = HostileTargetTests.cpuSeconds(work.processIdentifier) - victimCPUBefore
         HostileTargetTests.stop(work)
-        while !output.text.contains("ready") && reader.isExecuting { usleep(10_000) }
-        #expect(output.text.contains("ready"), "the flood \(arguments) never got going: \(output.text)")
 
-        // Once the window holding the victim's last samples is cut and
-        // shipped, its samples match its CPU time at 99 Hz.
+        // Windows kept coming; once the window holding the victim's last
+        // samples is cut and shipped, its samples match its CPU time at 99 Hz.
+        #expect(windowsDuring >= (wall / fleet.window).rounded(.down) - 1, "\(label): \(windowsDuring) windows in \(wall) s")
         usleep(UInt32((fleet.window + 1) * 1_000_000))
         Daemon.wait(seconds: 3 * fleet.window + 10) { fleet.metrics["flare_agent_spool_bytes"] == 0 && fleet.pendingSpoolFiles() == 0 }
         let metrics = fleet.metrics
         let stored = Double(fleet.storedSamples(victimName))
         let expected = victimCPU * 99
         #expect(expected > 100 && abs(stored - expected) <= 0.25 * expected + 20,
-                "\(arguments[0]) flood: the ordinary workload has \(stored) samples for \(victimCPU) s of CPU")
+                "\(label): the ordinary workload has \(stored) samples for \(victimCPU) s of CPU")
         let cores = agentCPU / wall
         let peak = metrics["flare_agent_peak_resident_bytes"] ?? 1e12
-        print("flood \(arguments.joined(separator: " ")): \(String(format: "%.1f", wall)) s, agent CPU \(String(format: "%.2f", agentCPU)) s (\(String(format: "%.1f", cores * 100)) % of a core), peak RSS \(Int(peak / 1_048_576)) MiB, most tracked processes \(Int(mostTracked)), victim \(Int(stored)) of \(Int(expected)) samples, lost records \(Int(metrics["flare_agent_lost_samples_total"] ?? -1))")
-        // Bounds: agent.memory_limit (128 MiB by default), and no core spent on the flood.
-        #expect(peak <= 128 * 1_048_576, "\(arguments[0]) flood: peak RSS \(peak / 1_048_576) MiB")
-        #expect(cores < 0.5, "\(arguments[0]) flood: the agent used \(agentCPU) s of CPU in \(wall) s")
+        print("\(label): \(String(format: "%.1f", wall)) s, agent CPU \(String(format: "%.2f", agentCPU)) s (\(String(format: "%.1f", cores * 100)) % of a core), peak RSS \(Int(peak / 1_048_576)) MiB, most tracked processes \(Int(mostTracked)), \(Int(windowsDuring)) windows, victim \(Int(stored)) of \(Int(expected)) samples, lost records \(Int(metrics["flare_agent_lost_samples_total"] ?? -1))")
+        // Bounds: agent.memory_limit (128 MiB by default), and no core spent on the attack.
+        #expect(peak <= 128 * 1_048_576, "\(label): peak RSS \(peak / 1_048_576) MiB")
+        #expect(cores < 0.5, "\(label): the agent used \(agentCPU) s of CPU in \(wall) s")
         #expect(fleet.agent!.process.isRunning, "the agent stopped: \(fleet.agent!.log.suffix(2000))")
         try check(Outcome(fleet: fleet, metrics: metrics, agentCores: cores, mostTrackedProcesses: mostTracked,
-                          attackOutput: output.text, attackPid: attack.processIdentifier))
+                          attackOutput: "", attackPid: attackers.first?.processIdentifier ?? 0))
+    }
+
+    /// `flood.c` as nobody with `arguments`, under `underAttack`; the outcome
+    /// carries what it printed.
+    static func underFlood(_ arguments: [String], check: (Outcome) throws -> Void) throws {
+        let flood = try TestSupport.compileC("flood.c", flags: ["-O2"])
+        let output = LockedText()
+        var reader: Thread?
+        try underAttack("flood " + arguments.joined(separator: " "), attack: {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: HostileTargetTests.asNobody[0])
+            process.arguments = Array(HostileTargetTests.asNobody.dropFirst()) + [flood] + arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            reader = Thread { output.append(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)) }
+            reader?.start()
+            return [process]
+        }) { outcome in
+            while !output.text.contains("ready") && reader?.isExecuting == true { usleep(10_000) }
+            #expect(output.text.contains("ready"), "the flood \(arguments) never got going: \(output.text)")
+            try check(Outcome(fleet: outcome.fleet, metrics: outcome.metrics, agentCores: outcome.agentCores,
+                              mostTrackedProcesses: outcome.mostTrackedProcesses, attackOutput: output.text, attackPid: outcome.attackPid))
+        }
     }
 
     final class LockedText: @unchecked Sendable {
@@ -173,6 +191,37 @@ struct HostileFloodTests {
             }
             let log = outcome.fleet.agent!.log
             #expect(!log.unicodeScalars.contains { isControl($0) && $0 != "\n" && $0 != "\t" }, "control characters in the agent's log")
+        }
+    }
+
+    @Test("the live agent beside every hostile perf map at once: windows keep coming, nothing of the secret is stored, logged or exported")
+    func hostilePerfMapsUnderTheLiveAgent() throws {
+        let secret = try HostileTargetTests.Secret()
+        defer { secret.remove() }
+        let planted: [HostileTargetTests.PlantedMap] = [.fifo, .symlinkToSecret, .devZero, .symlinkLoop, .writableByOthers]
+        var pids: [Int32] = []
+        defer { for pid in pids { unlink("/tmp/perf-\(pid).map") } }
+        try Self.underAttack("perf maps", seconds: 8, attack: {
+            try planted.map { kind in
+                let (jit, pid, address) = try HostileTargetTests.startJIT()
+                pids.append(pid)
+                try HostileTargetTests.plant(kind, pid: pid, address: address, secret: secret)
+                return jit
+            }
+        }) { outcome in
+            #expect((outcome.metrics["flare_agent_perf_maps_refused_total"] ?? 0) >= Double(planted.count), "\(outcome.metrics)")
+            for service in outcome.fleet.services().keys {
+                let encoded = service.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? service
+                let top = Daemon.get(outcome.fleet.storeURL + "/api/v1/top?service=\(encoded)&from=0&limit=100000")
+                let body = top.map { String(decoding: $0.body, as: UTF8.self) } ?? ""
+                #expect(!body.contains(secret.token), "the secret reached the store under \(service)")
+            }
+            let jitTop = Daemon.json(outcome.fleet.storeURL + "/api/v1/top?service=jit&from=0&limit=100")
+            let jitFunctions = jitTop?["functions"] as? [[String: Any]] ?? []
+            #expect(jitFunctions.count > 0, "the JIT processes were not profiled")
+            #expect(!outcome.fleet.agent!.log.contains(secret.token), "the secret reached the agent's log")
+            let metrics = Daemon.get("http://127.0.0.1:\(outcome.fleet.metricsPort)/metrics").map { String(decoding: $0.body, as: UTF8.self) } ?? ""
+            #expect(!metrics.isEmpty && !metrics.contains(secret.token), "the secret reached the metrics")
         }
     }
 }

@@ -106,15 +106,11 @@ struct HostileTargetTests {
         case fifo, symlinkToSecret, devZero, symlinkLoop, writableByOthers, genuine, hugeGenuine
     }
 
-    @Test(arguments: PlantedMap.allCases)
-    func aPlantedPerfMapNeitherHangsNorLeaks(_ planted: PlantedMap) throws {
-        let (jit, pid, address) = try Self.startJIT()
-        defer { Self.stop(jit) }
+    /// Plants `/tmp/perf-PID.map` as nobody; a map that would name the JIT
+    /// code after the secret is a root-only file of `secret`'s.
+    static func plant(_ planted: PlantedMap, pid: Int32, address: String, secret: Secret) throws {
         let map = "/tmp/perf-\(pid).map"
-        defer { unlink(map) }
-        let secret = try Secret()
-        defer { secret.remove() }
-        let secretMap = try secret.file("map", Data("\(address) 100 \(secret.token)\n".utf8))
+        let secretMap = try secret.file("map-\(pid)", Data("\(address) 100 \(secret.token)\n".utf8))
         let line = "\(address) 100 jitted_counting_loop"
         let plant: String
         switch planted {
@@ -127,8 +123,19 @@ struct HostileTargetTests {
         // 1 GB (sparse): read up to the agent's bound, its first line still names the code.
         case .hugeGenuine: plant = "echo '\(line)' > \(map); truncate -s 1G \(map)"
         }
-        let planting = try TestSupport.run(Self.asNobody[0], Array(Self.asNobody.dropFirst()) + ["/bin/sh", "-c", plant])
+        let planting = try TestSupport.run(asNobody[0], Array(asNobody.dropFirst()) + ["/bin/sh", "-c", plant])
         #expect(planting.status == 0, "\(plant): \(planting.stderr)")
+    }
+
+    @Test(arguments: PlantedMap.allCases)
+    func aPlantedPerfMapNeitherHangsNorLeaks(_ planted: PlantedMap) throws {
+        let (jit, pid, address) = try Self.startJIT()
+        defer { Self.stop(jit) }
+        let map = "/tmp/perf-\(pid).map"
+        defer { unlink(map) }
+        let secret = try Secret()
+        defer { secret.remove() }
+        try Self.plant(planted, pid: pid, address: address, secret: secret)
 
         let profile = try Self.recordBeside(secret: secret, name: planted.rawValue)
         // This process's samples only: other suites may run JITs of their own meanwhile.
