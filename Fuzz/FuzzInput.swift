@@ -40,6 +40,11 @@ struct FuzzBytes {
         (0..<8).reduce(0) { $0 | UInt64(u8(offset + $1)) << (8 * UInt64($1)) }
     }
 
+    /// libelf's own test for ELF_K_ELF (elf_begin.c, determine_kind).
+    var looksLikeELF: Bool {
+        bytes.count >= 16 && u32(0) == 0x464c_457f && (1...2).contains(u8(4)) && (1...2).contains(u8(5)) && u8(6) == 1
+    }
+
     /// `bytes[offset..<offset + count]`, cut to what exists (possibly empty).
     func slice(_ offset: Int, _ count: Int) -> UnsafeRawBufferPointer {
         let start = min(max(offset, 0), bytes.count)

@@ -23,6 +23,7 @@ enum Replay {
         [
             Target(PprofTarget.self), Target(SlotsTarget.self), Target(ProcessContextTarget.self), Target(ProcTextTarget.self),
             Target(PerfRecordsTarget.self), Target(PerfDataTarget.self), Target(PerfMapTarget.self), Target(ElfTarget.self),
+            Target(DwarfTarget.self),
         ]
     }
 

@@ -55,7 +55,9 @@ final class SourceLines {
                   let name = elf_strptr(elf, stringsIndex, Int(header.sh_name)), strncmp(name, ".debug_", 7) == 0 else { continue }
             var compressed = GElf_Chdr()
             let size = header.sh_flags & UInt64(SHF_COMPRESSED) != 0 && gelf_getchdr(scn, &compressed) != nil ? compressed.ch_size : header.sh_size
-            total += Int(clamping: size)
+            // Saturating: a hostile file's sizes may sum past Int.max.
+            let (sum, overflow) = total.addingReportingOverflow(Int(clamping: size))
+            total = overflow ? .max : sum
         }
         return total
     }
@@ -81,35 +83,58 @@ final class SourceLines {
         var fileCount = 0
         _ = dwarf_getsrcfiles(&cu, &files, &fileCount)
 
-        // dwarf_getscopes follows an inlined call into the inlined function's
-        // abstract tree, so after each inlined_subroutine the walk resumes from
-        // that DIE's own chain of parents (dwarf_getscopes_die), as addr2line does.
+        // Innermost first: each inlined call, then the function it was
+        // inlined into, whose line is the inlined call's call site.
         var frames: [SourceFrame] = []
-        var scopes: UnsafeMutablePointer<Dwarf_Die>?
-        var count = dwarf_getscopes(&cu, address, &scopes)
-        var start = 0
-        while count > 0, let current = scopes, frames.count < 64 {
-            var next: UnsafeMutablePointer<Dwarf_Die>?
-            var nextCount: Int32 = 0
-            for index in start..<Int(count) {
-                let tag = dwarf_tag(&current[index])
-                guard tag == Self.tagSubprogram || tag == Self.tagInlinedSubroutine else { continue }
-                var declared: Int32 = 0
-                let startLine = dwarf_decl_line(&current[index], &declared) == 0 ? Int64(declared) : 0
-                frames.append(SourceFrame(function: name(of: &current[index]), file: file, line: line, startLine: startLine))
-                if tag == Self.tagSubprogram { break }
-                // The next (outer) frame is at this inlined call's call site.
-                (file, line) = callSite(of: &current[index], files: files, fileCount: fileCount)
-                nextCount = dwarf_getscopes_die(&current[index], &next)
-                break
-            }
-            free(current)
-            scopes = next
-            count = nextCount
-            start = 1
+        for var die in scopes(in: &cu, at: address) where frames.count < 64 {
+            let tag = dwarf_tag(&die)
+            guard tag == Self.tagSubprogram || tag == Self.tagInlinedSubroutine else { continue }
+            var declared: Int32 = 0
+            let startLine = dwarf_decl_line(&die, &declared) == 0 ? Int64(declared) : 0
+            frames.append(SourceFrame(function: name(of: &die), file: file, line: line, startLine: startLine))
+            if tag == Self.tagSubprogram { break }
+            (file, line) = callSite(of: &die, files: files, fileCount: fileCount)
         }
-        if count > 0 { free(scopes) }
         return frames.isEmpty ? [SourceFrame(function: "", file: file, line: line)] : frames
+    }
+
+    /// DIEs that cover addresses, and DIEs (namespaces, classes) whose
+    /// children may cover them although they have no ranges of their own.
+    static let rangedTags: Set<Int32> = [tagSubprogram, tagInlinedSubroutine, 0x0b, 0x32, 0x25, 0x03, 0x22]
+    static let containerTags: Set<Int32> = [0x39, 0x02, 0x13, 0x17, 0x1e, 0x38]
+    /// DIEs looked at per lookup and nesting followed: a hostile unit of
+    /// millions of DIEs, or nested a million deep, costs no more than this.
+    static let maxVisitedDIEs = 200_000
+    static let maxDepth = 128
+
+    /// The DIEs of the unit whose ranges hold `address`, innermost first:
+    /// the concrete tree only, the way addr2line reports inlined calls. Walked
+    /// here rather than with dwarf_getscopes, which follows inlined calls into
+    /// their abstract origins and, in elfutils 0.188, leaks its array when a
+    /// malformed unit makes its second walk fail.
+    private func scopes(in unit: inout Dwarf_Die, at address: UInt64) -> [Dwarf_Die] {
+        var chain: [Dwarf_Die] = []
+        var visited = 0
+        func search(_ parent: inout Dwarf_Die, depth: Int) -> Bool {
+            var child = Dwarf_Die()
+            guard depth < Self.maxDepth, dwarf_child(&parent, &child) == 0 else { return false }
+            while visited < Self.maxVisitedDIEs {
+                visited += 1
+                let tag = dwarf_tag(&child)
+                if Self.rangedTags.contains(tag), dwarf_haspc(&child, address) == 1 {
+                    chain.append(child)
+                    _ = search(&child, depth: depth + 1)
+                    return true
+                }
+                if Self.containerTags.contains(tag), search(&child, depth: depth + 1) { return true }
+                var next = Dwarf_Die()
+                guard dwarf_siblingof(&child, &next) == 0 else { return false }
+                child = next
+            }
+            return false
+        }
+        _ = search(&unit, depth: 0)
+        return chain.reversed()
     }
 
     private func callSite(of die: inout Dwarf_Die, files: OpaquePointer?, fileCount: Int) -> (String, Int64) {
