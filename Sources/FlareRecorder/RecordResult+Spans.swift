@@ -26,7 +26,7 @@ extension RecordResult {
             let percent = total > 0 ? Double(row.samples) * 100 / Double(total) : 0
             lines.append(TextFormat.padLeft(TextFormat.fixed(percent, 2) + "%", 8) + TextFormat.padLeft(String(row.samples), 11)
                 + TextFormat.padLeft(TextFormat.fixed(Double(row.nanos) / 1e9, 3) + " s", 11)
-                + TextFormat.padLeft(row.traces.isEmpty ? "-" : String(row.traces.count), 8) + "  " + Self.terminalSafe(name))
+                + TextFormat.padLeft(row.traces.isEmpty ? "-" : String(row.traces.count), 8) + "  " + TerminalText.safe(name))
         }
         if rows.count > top { lines.append("  … and \(rows.count - top) more") }
         return lines
@@ -56,7 +56,7 @@ extension RecordResult {
                 + "p99 ≤ \(Self.millis(stats.delay.quantile(0.99))), max \(Self.millis(stats.delay.maximum))")
         }
         for (pid, reason) in stats.skippedProcesses.sorted(by: { $0.key < $1.key }).prefix(10) {
-            lines.append("warning: pid \(pid) skipped: invalid context mapping: \(Self.terminalSafe(reason))")
+            lines.append("warning: pid \(pid) skipped: invalid context mapping: \(TerminalText.safe(reason))")
         }
         if stats.skippedProcesses.count > 10 { lines.append("warning: … and \(stats.skippedProcesses.count - 10) more processes skipped") }
         return lines

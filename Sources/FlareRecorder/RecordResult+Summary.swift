@@ -34,7 +34,7 @@ extension RecordResult {
         lines.append("Processes seen:")
         for process in processes.prefix(top) {
             lines.append("  " + TextFormat.padLeft(String(process.pid), 8) + "  "
-                + TextFormat.padRight(Self.terminalSafe(process.name), 24) + TextFormat.padLeft(String(process.samples), 8) + " samples")
+                + TextFormat.padRight(TerminalText.safe(process.name), 24) + TextFormat.padLeft(String(process.samples), 8) + " samples")
         }
         if processes.count > top { lines.append("  … and \(processes.count - top) more") }
         if !truncatedStacks.isEmpty {
@@ -48,7 +48,7 @@ extension RecordResult {
             lines.append("")
             lines.append("Files without symbols (their frames show as file+offset):")
             for (path, reason) in unreadableFiles.sorted(by: { $0.key < $1.key }).prefix(top) {
-                lines.append("  \(Self.terminalSafe(path)): \(Self.terminalSafe(reason))")
+                lines.append("  \(TerminalText.safe(path)): \(TerminalText.safe(reason))")
             }
         }
         if let status = commandExitStatus, status != 0 {
@@ -67,14 +67,8 @@ extension RecordResult {
             let selfPercent = TextFormat.padLeft(TextFormat.fixed(totals.percent(entry.selfValue), 2) + "%", 9)
             let totalPercent = TextFormat.padLeft(TextFormat.fixed(totals.percent(entry.totalValue), 2) + "%", 9)
             let counts = TextFormat.padLeft(String(entry.selfValue), 10) + TextFormat.padLeft(String(entry.totalValue), 10)
-            rows.append(selfPercent + totalPercent + counts + "  " + terminalSafe(entry.function))
+            rows.append(selfPercent + totalPercent + counts + "  " + TerminalText.safe(entry.function))
         }
         return rows
-    }
-
-    /// Symbol and process names are chosen by whoever built the target: keep
-    /// control characters (terminal escapes) out of the report.
-    static func terminalSafe(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : $0 }))
     }
 }
