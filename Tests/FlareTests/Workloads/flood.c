@@ -3,8 +3,9 @@
  * (docs/security.md). Each mode prints "ready" once the flood is in place,
  * then burns CPU in flood_burn() (or in its mapped pages) for SECONDS.
  *
- *   flood threads COUNT SECONDS   COUNT threads blocked on a pipe (stacks
- *                                 carved from one mapping), named with
+ *   flood threads COUNT SECONDS   COUNT threads (fewer if RLIMIT_NPROC says
+ *                                 so; prints "threads N") blocked on a pipe,
+ *                                 stacks carved from one mapping, named with
  *                                 control characters
  *   flood maps COUNT SECONDS      COUNT executable mappings of one file, no
  *                                 two mergeable; the burn runs in some of them
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -69,6 +71,11 @@ static void *blocked(void *unused) {
 
 static int threads(long count, double seconds) {
     const size_t stack = 16384;
+    /* No more than this user may have (RLIMIT_NPROC counts threads), less a margin. */
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NPROC, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && (long)limit.rlim_cur - 2000 < count)
+        count = (long)limit.rlim_cur - 2000;
+    printf("threads %ld\n", count);
     if (pipe(block_pipe) != 0) return 1;
     char *stacks = mmap(NULL, stack * count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (stacks == MAP_FAILED) { perror("mmap"); return 1; }
