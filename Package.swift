@@ -89,7 +89,7 @@ let package = Package(
         .target(
             name: "FlareAgent",
             dependencies: [
-                "FlareRecorder", "FlareProcesses", "FlareProfile", "CZlib",
+                "FlareRecorder", "FlareProcesses", "FlareProfile", "FlareTargetFiles", "CZlib",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

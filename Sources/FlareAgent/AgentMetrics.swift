@@ -1,5 +1,6 @@
 import FlareRecorder
 import FlareSampler
+import FlareTargetFiles
 import Foundation
 import NIOConcurrencyHelpers
 
@@ -65,6 +66,7 @@ public final class AgentMetrics: Sendable {
         metric("flare_agent_dropped_thread_names_total", "counter", "Thread names not held because their process was at agent.max_thread_names_per_process.", s.droppedThreadNames)
         metric("flare_agent_perf_maps_refused_total", "counter", "Attempts to read a JIT perf map refused (once per window while it stays so): not a regular file, not owned by the process's user or root, or writable by others.", s.perfMapsRefused)
         metric("flare_agent_perf_maps_truncated_total", "counter", "JIT perf maps read only up to their size bound.", s.perfMapsTruncated)
+        metric("flare_agent_truncated_file_pages_total", "counter", "Pages of mapped files that their owner truncated under the agent, read as zeros.", TruncationGuard.faults)
         metric("flare_agent_cpu_seconds_total", "counter", "The agent's own CPU time, user and system.", usage.cpuSeconds)
         metric("flare_agent_resident_bytes", "gauge", "The agent's resident memory.", usage.residentBytes)
         metric("flare_agent_peak_resident_bytes", "gauge", "The agent's peak resident memory.", usage.peakResidentBytes)

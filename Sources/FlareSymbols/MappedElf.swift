@@ -15,6 +15,9 @@ public final class MappedElf {
     /// The mapped file, when libelf did map it (it falls back to reading
     /// into the heap when a file cannot be mapped; those pages are never dropped).
     private let mapped: UnsafeMutableRawBufferPointer?
+    /// The mapping's slot in `TruncationGuard`: the file is the target's, and
+    /// may be truncated under us.
+    private let guardSlot: Int32?
 
     private static let libelfReady: Bool = elf_version(UInt32(EV_CURRENT)) != UInt32(EV_NONE)
 
@@ -43,9 +46,11 @@ public final class MappedElf {
         self.fd = fd
         self.elf = elf
         mapped = Self.fileMapping(of: elf, fd: fd)
+        guardSlot = mapped.flatMap { mapping in mapping.baseAddress.flatMap { TruncationGuard.guardMapping($0, count: mapping.count) } }
     }
 
     deinit {
+        if let guardSlot { TruncationGuard.release(guardSlot) }
         elf_end(elf)
         close(fd)
     }

@@ -1,5 +1,6 @@
 import FlareProfile
 import FlareTargetFiles
+import FlareUnwind
 import Foundation
 import Testing
 
@@ -220,5 +221,24 @@ struct HostileTargetTests {
         #expect(!failure.description.contains(secret.token))
         // And the whole-machine profile of it carries nothing of the secret.
         _ = try Self.recordBeside(secret: secret, name: "container")
+    }
+
+    /// A file the agent has mapped, truncated by its owner: the pages past
+    /// the new end read as zeros (counted) instead of ending the agent with
+    /// SIGBUS. Were the guard missing, this test would end the test process.
+    @Test func aFileTruncatedUnderTheAgentReadsAsZeros() throws {
+        let built = try TestSupport.compileC("inlined.c", output: "truncated_under_agent", flags: ["-O2", "-g"])
+        let copy = "/tmp/flare-truncated-\(UUID().uuidString)"
+        try FileManager.default.copyItem(atPath: built, toPath: copy)
+        defer { unlink(copy) }
+        chown(copy, 65534, 65534)
+        let table = try UnwindTableCompiler.open(path: copy)
+        let before = TruncationGuard.faults
+        let truncated = try TestSupport.run(Self.asNobody[0], Array(Self.asNobody.dropFirst()) + ["/usr/bin/truncate", "-s", "0", copy])
+        #expect(truncated.status == 0, "\(truncated.stderr)")
+        // Resident pages would hide the truncation: drop them, then read every FDE.
+        table.releasePages()
+        table.compileAll()
+        #expect(TruncationGuard.faults > before, "no page of the truncated file was read")
     }
 }
