@@ -81,6 +81,11 @@ public struct SlotHistory: Sendable {
         while true {
             let entry = entries[i]
             if entry.time <= sampleTime {
+                // The newest known entry answers only if no newer one was
+                // written: a copy whose entries were all overwritten while it
+                // was read (the reader preempted) still moved `head` on, and
+                // a transition nobody saw may lie before the sample.
+                if i == entries.indices.last, entry.index &+ 1 < head { return .unknown(.ringOverrun) }
                 return entry.label.map { .span($0) } ?? .none(.detached)
             }
             if i == entries.startIndex || entries[i - 1].index + 1 != entry.index {

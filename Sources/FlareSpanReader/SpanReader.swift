@@ -353,9 +353,12 @@ public final class SpanReader {
                 && current >= process.lastScan + process.rescanInterval)
             || (process.context == nil && !process.mappings.isEmpty && current >= process.lastScan + Self.longestRescan)
         // A process with 100 000 mappings makes each scan cost tens of
-        // milliseconds: whatever asks for it, scans take at most
-        // 1/`scanCostShare` of the time.
-        let affordable = process.lastScan == 0 || current >= process.lastScan + process.scanCost * Self.scanCostShare
+        // milliseconds: whatever asks for it, a scan that costs more than
+        // `cheapScan` waits until scans take at most 1/`scanCostShare` of the
+        // time. Cheaper ones keep the rescan schedule, which finds a new
+        // mapping within milliseconds.
+        let affordable = process.lastScan == 0 || process.scanCost < Self.cheapScan
+            || current >= process.lastScan + process.scanCost * Self.scanCostShare
         if due && affordable {
             let started = Linux.monotonicNanos()
             scan(process, pid: pid, at: current)
@@ -365,6 +368,7 @@ public final class SpanReader {
     }
 
     static let scanCostShare: UInt64 = 100
+    static let cheapScan: UInt64 = 1_000_000
 
     private func scan(_ process: ProcessState, pid: Int32, at time: UInt64) {
         let hadSlots = !process.mappings.isEmpty

@@ -89,6 +89,29 @@ struct ContextReaderTests {
         #expect(history.lookup(sampleTime: 5470) == .unknown(.claimedAfterSample))
     }
 
+    /// A reader preempted while it copies: the writer went a whole ring past
+    /// the copied head before the re-read, so no entry of the copy can be
+    /// trusted. The newest entry known from before is then no answer for a
+    /// later sample (transitions nobody saw lie between), only ring_overrun.
+    @Test func aCopyOverrunWhileReadLeavesLaterSamplesUnknown() {
+        func copy(head: UInt64) -> [UInt8] {
+            let first = head > 16 ? head - 16 : 0
+            return Self.slot(head: head, entries: (first..<head).map { (index: $0, attached: true, time: 2000 + 100 * $0) })
+        }
+        var history = SlotHistory(ownerTID: 7, generation: 0, claimTimeNanos: 0)
+        let early = copy(head: 8)
+        early.withUnsafeBytes { c in #expect(history.merge(copy: c, reread: UnsafeRawBufferPointer(rebasing: c[0..<32]), tid: 7, ringLength: 16) == nil) }
+        #expect(history.lookup(sampleTime: 2750).label?.spanID == 0x1000 + 7)
+        // Head 40 when copied, 56 when read again: every copied entry may have been rewritten.
+        let overrun = copy(head: 40), later = copy(head: 56)
+        overrun.withUnsafeBytes { c in
+            later.withUnsafeBytes { r in #expect(history.merge(copy: c, reread: UnsafeRawBufferPointer(rebasing: r[0..<32]), tid: 7, ringLength: 16) == nil) }
+        }
+        #expect(history.entries.last?.index == 7)
+        #expect(history.lookup(sampleTime: 2750) == .unknown(.ringOverrun))
+        #expect(history.lookup(sampleTime: 2650).label?.spanID == 0x1000 + 6)
+    }
+
     /// ABI 1.1: a slot its thread released still answers for the time before
     /// the release, both from one copy and from a history, and says "no slot"
     /// after it; a 1.0 slot whose owner is 0 names nobody; another thread's
