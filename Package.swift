@@ -71,7 +71,7 @@ let package = Package(
         // Call trees for flame graphs and diffs, and the JSON the viewer reads. Pure.
         .target(name: "FlareFlameGraph", dependencies: ["FlareProfile"]),
         // The viewer's files on disk, and one self-contained HTML file with a document inlined.
-        .target(name: "FlareViewer", dependencies: ["FlareFlameGraph", "FlareProfile"]),
+        .target(name: "FlareViewer", dependencies: ["FlareFlameGraph", "FlareProfile"], plugins: ["EmbedViewer"]),
         // The store: ingest, storage (SQLite, PostgreSQL), queries, OTLP spans, HTTP routes.
         .target(
             name: "FlareStore",
@@ -105,8 +105,13 @@ let package = Package(
                 "FlareRecorder", "FlareProfile", "FlareFlameGraph", "FlareStore", "FlareAgent", "FlareViewer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ]
+            ],
+            plugins: ["EmbedBuildInfo"]
         ),
+        // Build time: the viewer's files and the version compiled into the binary.
+        .executableTarget(name: "flare-embed", path: "Sources/flare-embed"),
+        .plugin(name: "EmbedViewer", capability: .buildTool(), dependencies: ["flare-embed"]),
+        .plugin(name: "EmbedBuildInfo", capability: .buildTool(), dependencies: ["flare-embed"]),
         // Ground-truth workload for the span-label tests: Swift threads and tasks publishing spans.
         .executableTarget(
             name: "SpanWorkload",

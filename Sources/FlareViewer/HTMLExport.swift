@@ -76,7 +76,7 @@ public enum HTMLExport {
     static func bundle(_ assets: ViewerAssets) throws(ViewerAssetsError) -> String {
         var sources: [String: String] = [:]
         for name in assets.moduleNames() { sources[name] = try assets.text(name) }
-        guard sources["app.js"] != nil else { throw .missingFile(assets.directory + "/app.js") }
+        guard sources["app.js"] != nil else { throw .missingFile(assets.origin + "/app.js") }
         var order: [String] = []
         var state: [String: Bool] = [:]   // false: visiting, true: done
         func visit(_ name: String) throws(ViewerAssetsError) {

@@ -1,23 +1,46 @@
 import Foundation
 
 /// The viewer's static files (`viewer/`: index.html, ES modules, one
-/// stylesheet), found on disk so that a deployed binary needs no checkout.
+/// stylesheet). The binary carries them, compiled in at build time by the
+/// EmbedViewer plugin, so an installed `flare` needs no file beside it; a
+/// directory on disk replaces them while working on the viewer.
 ///
-/// Where they are looked for, first match wins:
+/// Which files are used, first match wins:
 /// 1. the directory given explicitly (`--viewer-dir`);
 /// 2. `$FLARE_VIEWER_DIR`;
-/// 3. `<directory of the executable>/../share/flare/viewer` (an installed layout:
-///    `/usr/local/bin/flare` and `/usr/local/share/flare/viewer`);
-/// 4. a `viewer/` directory holding `index.html` in the executable's directory or
-///    any parent of it (`.build/debug/flare` inside a checkout).
+/// 3. the files embedded in the binary.
 public struct ViewerAssets: Sendable {
-    public let directory: String
+    enum Source: Sendable {
+        case directory(String)
+        case embedded([String: [UInt8]])
+    }
+
+    let source: Source
+
+    /// Where the files come from, for messages: a directory, or "embedded".
+    public var origin: String {
+        switch source {
+        case .directory(let path): path
+        case .embedded: "embedded"
+        }
+    }
 
     /// Uses `directory` as is, after checking that it holds `index.html`.
     public init(directory: String) throws(ViewerAssetsError) {
-        guard Self.holdsViewer(directory) else { throw .notFound(searched: [directory]) }
-        self.directory = directory
+        guard Self.holdsViewer(directory) else { throw .notFound(directory: directory) }
+        source = .directory(directory)
     }
+
+    private init(embedded files: [String: [UInt8]]) { source = .embedded(files) }
+
+    /// The files compiled into this binary, decoded once.
+    public static let embedded: ViewerAssets = {
+        var files: [String: [UInt8]] = [:]
+        for (name, base64) in EmbeddedViewerFiles.base64 {
+            if let data = Data(base64Encoded: base64) { files[name] = Array(data) }
+        }
+        return ViewerAssets(embedded: files)
+    }()
 
     /// Finds the viewer by the rules above.
     public static func locate(explicit: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ViewerAssetsError) -> ViewerAssets {
@@ -25,40 +48,20 @@ public struct ViewerAssets: Sendable {
         if let fromEnvironment = environment["FLARE_VIEWER_DIR"], !fromEnvironment.isEmpty {
             return try ViewerAssets(directory: fromEnvironment)
         }
-        var searched: [String] = []
-        for candidate in candidates(executable: executablePath()) {
-            searched.append(candidate)
-            if holdsViewer(candidate) { return ViewerAssets(unchecked: candidate) }
-        }
-        throw .notFound(searched: searched)
-    }
-
-    private init(unchecked directory: String) { self.directory = directory }
-
-    /// The real path of the running executable (symlinks resolved, so that a
-    /// `/usr/bin/flare` link into an install tree still finds its share/ directory).
-    static func executablePath() -> String? {
-        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments.first
-        return path.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().path }
-    }
-
-    static func candidates(executable: String?) -> [String] {
-        guard let executable else { return [] }
-        let binDirectory = URL(fileURLWithPath: executable).deletingLastPathComponent()
-        var result = [binDirectory.deletingLastPathComponent().appendingPathComponent("share/flare/viewer").path]
-        var directory = binDirectory
-        while true {
-            result.append(directory.appendingPathComponent("viewer").path)
-            let parent = directory.deletingLastPathComponent()
-            if parent.path == directory.path || directory.path == "/" { break }
-            directory = parent
-        }
-        return result
+        return embedded
     }
 
     static func holdsViewer(_ directory: String) -> Bool {
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: directory + "/index.html", isDirectory: &isDirectory) && !isDirectory.boolValue
+    }
+
+    /// The bytes of one file, by a name already checked to be servable.
+    private func bytes(_ name: String) -> [UInt8]? {
+        switch source {
+        case .directory(let directory): FileManager.default.contents(atPath: directory + "/" + name).map(Array.init)
+        case .embedded(let files): files[name]
+        }
     }
 
     // MARK: Serving
@@ -83,32 +86,39 @@ public struct ViewerAssets: Sendable {
     /// not servable or no such file exists.
     public func file(named name: String) -> (bytes: [UInt8], contentType: String)? {
         guard Self.isServableName(name), let ext = name.split(separator: ".").last, let type = Self.contentTypes[String(ext)],
-              let data = FileManager.default.contents(atPath: directory + "/" + name) else { return nil }
-        return (Array(data), type)
+              let bytes = bytes(name) else { return nil }
+        return (bytes, type)
     }
 
     func text(_ name: String) throws(ViewerAssetsError) -> String {
-        guard let data = FileManager.default.contents(atPath: directory + "/" + name) else { throw .missingFile(directory + "/" + name) }
-        return String(decoding: data, as: UTF8.self)
+        guard Self.isServableName(name), let bytes = bytes(name) else { throw .missingFile(origin + "/" + name) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The names of the servable files, sorted.
+    public var fileNames: [String] {
+        let names: [String] = switch source {
+        case .directory(let directory): (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        case .embedded(let files): Array(files.keys)
+        }
+        return names.filter(Self.isServableName).sorted()
     }
 
     /// The ES modules of the viewer (every `*.js` file).
-    func moduleNames() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".js") && Self.isServableName($0) }.sorted()
-    }
+    func moduleNames() -> [String] { fileNames.filter { $0.hasSuffix(".js") } }
 }
 
 public enum ViewerAssetsError: Error, CustomStringConvertible, Equatable {
-    case notFound(searched: [String])
+    case notFound(directory: String)
     case missingFile(String)
     case malformed(String)
 
     public var description: String {
         switch self {
-        case .notFound(let searched):
-            "the viewer's files (viewer/index.html and its modules) were not found (looked in \(searched.isEmpty ? "no directory" : searched.joined(separator: ", "))): pass --viewer-dir DIR or set FLARE_VIEWER_DIR to the viewer/ directory of a Flare checkout, or install it as <prefix>/share/flare/viewer beside <prefix>/bin/flare"
+        case .notFound(let directory):
+            "no viewer in \(directory) (it holds no index.html): pass --viewer-dir DIR or set FLARE_VIEWER_DIR to the viewer/ directory of a Flare checkout, or unset them to use the viewer built into flare"
         case .missingFile(let path):
-            "the viewer file \(path) is missing: reinstall the viewer/ directory"
+            "the viewer file \(path) is missing: restore it in the viewer directory, or unset --viewer-dir / FLARE_VIEWER_DIR to use the viewer built into flare"
         case .malformed(let why):
             "the viewer's files cannot be inlined: \(why)"
         }

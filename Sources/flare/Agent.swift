@@ -15,8 +15,9 @@ struct Agent: ParsableCommand {
             or an agent restart loses nothing. SIGTERM flushes the open window and exits; SIGHUP reloads \
             the configuration. Self-metrics are on http://127.0.0.1:4101/metrics.
 
-            Settings come from the embedded defaults, then --config FILE (TOML), then FLARE_* environment \
-            variables, then flags. Keys (environment variable in brackets):
+            Settings come from the embedded defaults, then --config FILE (TOML; by default \
+            /etc/flare/agent.toml when it exists, as the Debian package installs it), then FLARE_* \
+            environment variables, then flags. Keys (environment variable in brackets):
             \(AgentConfiguration.keysHelp)
 
             Examples:
@@ -27,8 +28,17 @@ struct Agent: ParsableCommand {
             """
     )
 
-    @Option(name: .customLong("config"), help: "A TOML configuration file (see deploy/agent.toml).")
+    @Option(name: .customLong("config"), help: "A TOML configuration file (default: \(Self.installedConfigFile) if it exists; \"\" for none).")
     var configFile: String?
+
+    /// The package's conffile: an installed agent reads it without being told.
+    static let installedConfigFile = "/etc/flare/agent.toml"
+
+    /// The file the settings are read from, if any.
+    var effectiveConfigFile: String? {
+        guard let configFile else { return access(Self.installedConfigFile, F_OK) == 0 ? Self.installedConfigFile : nil }
+        return configFile.isEmpty ? nil : configFile
+    }
 
     @Option(name: .customLong("store"), help: "The Flare store URL (\"\" for none).")
     var storeURL: String?
@@ -81,7 +91,7 @@ struct Agent: ParsableCommand {
         let flags = flagSettings()
         let configuration: AgentConfiguration
         do {
-            configuration = try AgentConfiguration.load(file: configFile, environment: environment, flags: flags)
+            configuration = try AgentConfiguration.load(file: effectiveConfigFile, environment: environment, flags: flags)
         } catch {
             printError("\(error)")
             throw ExitCode.failure
@@ -91,7 +101,7 @@ struct Agent: ParsableCommand {
             return
         }
         let logger = Daemon.logger("flare.agent", level: Logger.Level(rawValue: configuration.logLevel) ?? .info)
-        let sources = AgentRunner.Sources(file: configFile, environment: environment, flags: flags)
+        let sources = AgentRunner.Sources(file: effectiveConfigFile, environment: environment, flags: flags)
         try Daemon.run {
             try await AgentRunner.run(configuration, sources: sources, logger: logger)
         }

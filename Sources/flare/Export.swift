@@ -17,9 +17,8 @@ struct Export: ParsableCommand {
             The input is a pprof file (gzip-compressed or not), or a JSON document saved from the \
             store's /api/v1/flamegraph or /api/v1/diff (a diff opens in the diff view).
 
-            The viewer's files are found in --viewer-dir, else $FLARE_VIEWER_DIR, else \
-            <dir of the flare binary>/../share/flare/viewer, else a viewer/ directory beside the \
-            binary or above it (a checkout's .build/debug/flare).
+            The page inlines the viewer built into flare; --viewer-dir or $FLARE_VIEWER_DIR \
+            inline a viewer/ directory instead (to work on it).
             """
     )
 
@@ -38,7 +37,7 @@ struct Export: ParsableCommand {
     @Option(name: .customLong("max-nodes"), help: "Keep at most this many call-tree nodes, the largest by total.")
     var maxNodes = 200_000
 
-    @Option(name: .customLong("viewer-dir"), help: "The viewer's files (a directory holding index.html).")
+    @Option(name: .customLong("viewer-dir"), help: "Inline the viewer from this directory (holding index.html) instead of the one built in.")
     var viewerDirectory: String?
 
     func run() throws {

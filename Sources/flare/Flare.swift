@@ -8,6 +8,14 @@ struct Flare: ParsableCommand {
         discussion: """
             Start with `flare record -- ./my-program` to see where a program spends its CPU.
             """,
+        version: BuildInfo.versionLine,
         subcommands: [Record.self, Agent.self, Store.self, Export.self, Diff.self, Convert.self, UnwindTableCommand.self]
     )
+}
+
+extension BuildInfo {
+    /// What `flare --version` prints: the version and the commit built from.
+    static var versionLine: String {
+        "flare \(version) (commit \(commit ?? "unknown: built outside a git checkout"))"
+    }
 }

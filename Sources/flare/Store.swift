@@ -19,9 +19,8 @@ struct Store: ParsableCommand {
               flare store --address 0.0.0.0:4100 --ingest-token-file /etc/flare/token
               flare store --database postgres://flare:secret@db:5432/flare
 
-            The viewer is served at / (see docs/viewer.md). Its files are found in --viewer-dir, \
-            else $FLARE_VIEWER_DIR, else <dir of the flare binary>/../share/flare/viewer, else a \
-            viewer/ directory beside the binary or above it (a checkout's .build/debug/flare).
+            The viewer is served at / (see docs/viewer.md) from the files built into flare; \
+            --viewer-dir or $FLARE_VIEWER_DIR serve a viewer/ directory instead (to work on it).
 
             Tokens can also come from FLARE_INGEST_TOKEN and FLARE_QUERY_TOKEN, and the database URL \
             from FLARE_DATABASE_URL, so they stay out of the process list.
@@ -67,7 +66,7 @@ struct Store: ParsableCommand {
     @Option(name: .customLong("maintenance-interval"), help: "How often retention and downsampling run.")
     var maintenanceInterval = "5m"
 
-    @Option(name: .customLong("viewer-dir"), help: "The viewer's files (a directory holding index.html; default: $FLARE_VIEWER_DIR, <prefix>/share/flare/viewer, or viewer/ of the checkout holding the binary).")
+    @Option(name: .customLong("viewer-dir"), help: "Serve the viewer from this directory (holding index.html) instead of the one built in; default: $FLARE_VIEWER_DIR if set.")
     var viewerDirectory: String?
 
     @Option(name: .customLong("trace-url"), help: "Open traces in Jaeger or Tempo: a URL with {trace_id} (and optionally {span_id}), like http://jaeger:16686/trace/{trace_id}.")
@@ -102,9 +101,10 @@ struct Store: ParsableCommand {
             do {
                 configuration.viewer = try ViewerAssets.locate(explicit: viewerDirectory, environment: environment)
             } catch {
-                // An explicit directory that is wrong is a mistake to fix; a store without a viewer still serves the API.
+                // A wrong flag is a mistake to fix now; a stale variable in a service's environment only costs a warning.
                 if viewerDirectory != nil { throw InputError(description: "\(error)") }
-                printError("warning: \(error); the store runs without the viewer")
+                printError("warning: FLARE_VIEWER_DIR: \(error); serving the viewer built into flare")
+                configuration.viewer = .embedded
             }
         } catch {
             printError("\(error)")

@@ -66,9 +66,22 @@ struct ViewerRoutesTests {
         }
     }
 
+    @Test("the viewer built into the binary is viewer/ as it is now, byte for byte")
+    func embeddedViewerIsCurrent() throws {
+        let onDisk = try ViewerAssets(directory: Self.viewerDirectory)
+        let names = onDisk.fileNames
+        #expect(names.contains("index.html") && names.contains("app.js"))
+        #expect(ViewerAssets.embedded.fileNames == names)
+        for name in names {
+            #expect(ViewerAssets.embedded.file(named: name)?.bytes == onDisk.file(named: name)?.bytes, "\(name) differs from the embedded copy")
+        }
+        #expect(ViewerAssets.embedded.origin == "embedded")
+        #expect(ViewerAssets.embedded.file(named: "missing.js") == nil)
+    }
+
     @Test("the store serves the viewer's files with their types, a strict policy, and nothing outside viewer/")
     func servesViewer() async throws {
-        let assets = try ViewerAssets(directory: Self.viewerDirectory)
+        let assets = ViewerAssets.embedded
         try await H.withStore({ $0.viewer = assets; $0.traceURLTemplate = "http://jaeger:16686/trace/{trace_id}" }) { client, _ in
             let index = try await H.get(client, "/")
             #expect(index.status == .ok)
@@ -88,11 +101,11 @@ struct ViewerRoutesTests {
                 #expect(!H.text(response).contains("swift-tools-version"), "\(path) leaked a file")
             }
         }
-        // Without a viewer the API still works and / says how to get one.
+        // Started without a viewer, the API still works and / says so.
         try await H.withStore { client, _ in
             let response = try await H.get(client, "/")
             #expect(response.status == .notFound)
-            #expect(H.text(response).contains("--viewer-dir"))
+            #expect(H.text(response).contains("without the viewer"))
         }
     }
 

@@ -390,10 +390,10 @@ struct DeployTests {
         }
         var units: [String] = []
         for name in ["flare-agent.service", "flare-store.service"] {
-            // The unit names /usr/local/bin/flare; verify it against the binary just built.
+            // The unit names /usr/bin/flare; verify it against the binary just built.
             let text = try String(contentsOf: TestSupport.packageRoot.appendingPathComponent("deploy/systemd/\(name)"), encoding: .utf8)
             let path = TestSupport.temporaryPath(name)
-            try text.replacingOccurrences(of: "/usr/local/bin/flare", with: TestSupport.flareBinary).write(toFile: path, atomically: true, encoding: .utf8)
+            try text.replacingOccurrences(of: "/usr/bin/flare", with: TestSupport.flareBinary).write(toFile: path, atomically: true, encoding: .utf8)
             units.append(path)
         }
         let output = try TestSupport.run("/usr/bin/systemd-analyze", ["verify"] + units)

@@ -392,7 +392,7 @@ struct StoreRoutes: Sendable {
 
     func viewerFile(_ name: String) throws -> Response {
         guard let viewer = configuration.viewer else {
-            throw StoreError.notFound("this store serves no viewer: its files were not found at start; pass --viewer-dir DIR or set FLARE_VIEWER_DIR (see docs/viewer.md)")
+            throw StoreError.notFound("this store was started without the viewer (see docs/viewer.md); its API is under /api/v1")
         }
         var headers = HTTPFields()
         headers[.contentSecurityPolicy] = Self.viewerPolicy
@@ -419,7 +419,7 @@ struct StoreRoutes: Sendable {
     func export(_ request: Request) async throws -> Response {
         let q = request.uri.queryParameters
         guard let viewer = configuration.viewer else {
-            throw StoreError.notFound("this store serves no viewer, so it cannot export one: pass --viewer-dir DIR or set FLARE_VIEWER_DIR")
+            throw StoreError.notFound("this store was started without the viewer, so it cannot export one")
         }
         let kind = q.get("kind") ?? "flamegraph"
         let document: String
