@@ -39,7 +39,7 @@ pass "dpkg -i $deb"
 dpkg-query -W -f='${Version}\n' flare | grep -qx "$version" || fail "installed version is not $version"
 for path in /usr/bin/flare /lib/systemd/system/flare-agent.service /lib/systemd/system/flare-store.service /etc/flare/agent.toml \
             /usr/share/bash-completion/completions/flare /usr/share/zsh/vendor-completions/_flare \
-            /usr/share/fish/vendor_completions.d/flare.fish /usr/share/man/man1/flare.1.gz /usr/share/man/man1/flare.record.1.gz \
+            /usr/share/fish/vendor_completions.d/flare.fish /usr/share/man/man1/flare.1.gz /usr/share/man/man1/flare-record.1.gz \
             /usr/share/doc/flare/copyright; do
   dpkg -L flare | grep -qx "$path" || fail "the package does not list $path"
   [[ -e $path ]] || fail "$path is listed but missing"
@@ -53,7 +53,7 @@ uid=$(cut -d: -f3 <<<"$entry")
 [[ $(cut -d: -f7 <<<"$entry") == */nologin || $(cut -d: -f7 <<<"$entry") == /bin/false ]] || fail "the flare user has a login shell"
 pass "flare is a system user without a login (uid $uid)"
 systemctl is-enabled flare-agent.service >/dev/null 2>&1 && fail "flare-agent.service was enabled by the install"
-zcat /usr/share/man/man1/flare.record.1.gz | grep -q -- "--frequency" || fail "the flare record man page does not document -F/--frequency"
+zgrep -q "Fl -frequency" /usr/share/man/man1/flare-record.1.gz || fail "the flare record man page does not document -F/--frequency"
 grep -q "record" /usr/share/bash-completion/completions/flare || fail "the bash completion does not complete subcommands"
 pass "man pages and completions describe the commands"
 
