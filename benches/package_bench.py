@@ -70,18 +70,16 @@ def main():
         # name: (deb, record command, profile it writes, package, its binary)
         tools = {
             "flare": (flare_deb, ["flare", "record", "-o", os.path.join(work, "flare.pb.gz"), "--", *WORKLOAD],
-                      os.path.join(work, "flare.pb.gz"), "flare", lambda: "/usr/bin/flare"),
-            # Debian's /usr/bin/perf is a wrapper script; the real binary is perf_VERSION.
+                      os.path.join(work, "flare.pb.gz"), "flare", "/usr/bin/flare"),
             "perf": (perf_deb, ["perf", "record", "-q", "-g", "-o", os.path.join(work, "perf.data"), "--", *WORKLOAD],
-                     os.path.join(work, "perf.data"), "linux-perf", lambda: max(glob.glob("/usr/bin/perf_*"), key=os.path.getsize)),
+                     os.path.join(work, "perf.data"), "linux-perf", "/usr/bin/perf"),
         }
         times = {name: [] for name in tools}
         sizes = {}
         for round_ in range(args.runs):
-            for name, (deb, record, out, package, binary_of) in tools.items():
+            for name, (deb, record, out, package, binary) in tools.items():
                 subprocess.run(["dpkg", "-P", package], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 times[name].append(install_to_profile(deb, record, out))
-                binary = binary_of()
                 sizes[name] = (os.path.getsize(deb), installed_size_kib(package) * 1024, os.path.getsize(binary), binary)
                 subprocess.run(["dpkg", "-P", package], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             print(f"round {round_ + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f} s" for n in tools), flush=True)

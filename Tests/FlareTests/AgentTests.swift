@@ -400,6 +400,18 @@ struct DeployTests {
         #expect(output.status == 0 && output.stderr.isEmpty, "\(output.stderr)")
     }
 
+    @Test("flare --version names VERSION and the commit the checkout's HEAD is")
+    func version() throws {
+        let output = try TestSupport.flare(["--version"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let version = try String(contentsOf: TestSupport.packageRoot.appendingPathComponent("VERSION"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let head = try TestSupport.run("/usr/bin/git", ["-C", TestSupport.packageRoot.path, "rev-parse", "HEAD"])
+        let commit = head.status == 0 ? head.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : "unknown"
+        // The binary was built from this checkout: a commit made since the build is not in it.
+        #expect(output.stdout.hasPrefix("flare \(version) (commit "), "\(output.stdout)")
+        #expect(output.stdout.contains(commit), "built from another commit than HEAD \(commit): \(output.stdout)")
+    }
+
     @Test("the example agent configuration loads")
     func exampleConfiguration() throws {
         let output = try TestSupport.flare(["agent", "--config", TestSupport.packageRoot.appendingPathComponent("deploy/agent.toml").path, "--print-config"])
