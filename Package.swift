@@ -36,6 +36,8 @@ let package = Package(
         .target(name: "CDwflUnwind", linkerSettings: [.linkedLibrary("dw"), .linkedLibrary("elf")]),
         .systemLibrary(name: "CElfutils", pkgConfig: "libdw", providers: [.apt(["libdw-dev", "libelf-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // elfutils' debuginfod client, run only in the `flare debuginfod-find` helper process.
+        .systemLibrary(name: "CDebuginfod", pkgConfig: "libdebuginfod", providers: [.apt(["libdebuginfod-dev"])]),
 
         // The profile model and its codecs: no syscalls.
         .target(name: "FlareProfile", dependencies: ["CZlib"]),
@@ -46,7 +48,7 @@ let package = Package(
         // Turning a sample into a list of frames.
         .target(name: "FlareUnwind", dependencies: ["CElfutils", "CDwflUnwind", "FlareSampler", "FlareProcesses", "FlareSymbols", "FlareTargetFiles"]),
         // Frames to names: ELF symbols, kallsyms, demangling.
-        .target(name: "FlareSymbols", dependencies: ["CElfutils", "CDemangle", "FlareTargetFiles"]),
+        .target(name: "FlareSymbols", dependencies: ["CElfutils", "CDemangle", "FlareTargetFiles", "FlareProfile"]),
         // Opening what a profiled process names without letting it hang, blind or read through the agent.
         .target(name: "FlareTargetFiles", dependencies: ["CTargetFiles"]),
         // The context ABI's writer for Swift: publish the resource, attach and detach spans.
@@ -89,7 +91,7 @@ let package = Package(
         .target(
             name: "FlareAgent",
             dependencies: [
-                "FlareRecorder", "FlareProcesses", "FlareProfile", "FlareTargetFiles", "CZlib",
+                "FlareRecorder", "FlareProcesses", "FlareProfile", "FlareSymbols", "FlareTargetFiles", "CZlib",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -102,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "flare",
             dependencies: [
-                "FlareRecorder", "FlareProfile", "FlareFlameGraph", "FlareStore", "FlareAgent", "FlareViewer",
+                "FlareRecorder", "FlareProfile", "FlareFlameGraph", "FlareStore", "FlareAgent", "FlareViewer", "FlareSymbols", "CDebuginfod",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],

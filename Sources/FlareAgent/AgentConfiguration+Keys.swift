@@ -103,6 +103,19 @@ extension AgentConfiguration {
             help: "thread names held per process; beyond it threads are labelled with the process's name",
             apply: { s, c throws(ConfigurationError) in c.maxThreadNamesPerProcess = try integer(s, in: 1...(1 << 20)) },
             show: { String($0.maxThreadNamesPerProcess) }),
+        Key(name: "agent.debuginfod_urls",
+            help: "debuginfod servers (space-separated URLs) asked for debug files missing on the host, off the sampling path (default: $DEBUGINFOD_URLS; \"\" for none)",
+            apply: { s, c throws(ConfigurationError) in c.debuginfodURLs = try optionalString(s) },
+            show: { $0.debuginfodURLs.map(quoted) ?? "\"\"" }),
+        Key(name: "agent.debuginfod_cache_dir", help: "where fetched debug files are kept (libdebuginfod's cache)",
+            apply: { s, c throws(ConfigurationError) in
+                guard let dir = try optionalString(s), dir.hasPrefix("/") else { throw bad(s, "give an absolute directory") }
+                c.debuginfodCacheDirectory = dir
+            },
+            show: { quoted($0.debuginfodCacheDirectory) }),
+        Key(name: "agent.debuginfod_timeout", help: "how long one fetch may take before it counts as a miss (1s to 5m)",
+            apply: { s, c throws(ConfigurationError) in c.debuginfodTimeoutSeconds = try duration(s, in: 1...300) },
+            show: { formatSeconds($0.debuginfodTimeoutSeconds) }),
         Key(name: "agent.labels", help: "extra resource labels on every window, e.g. { env = \"prod\" }",
             apply: { s, c throws(ConfigurationError) in
                 guard case .table(let table) = s.value else { throw bad(s, "use a table of strings, or NAME=VALUE,NAME=VALUE") }

@@ -1,5 +1,6 @@
 import FlareProcesses
 import FlareRecorder
+import FlareSymbols
 import Foundation
 import TOMLKit
 
@@ -35,6 +36,14 @@ public struct AgentConfiguration: Sendable {
     public var maxThreadNamesPerProcess = ProcessLimits().threadNames
     public var labels: [String: String] = [:]
     public var logLevel = "info"
+    public var debuginfodURLs: String? = AgentConfiguration.inheritedDebuginfodURLs
+    public var debuginfodCacheDirectory = DebuginfodFetcher.Settings.defaultCacheDirectory()
+    public var debuginfodTimeoutSeconds: Double = 10
+
+    /// `$DEBUGINFOD_URLS` as the process was started with it: the default of
+    /// `agent.debuginfod_urls` (the variable itself is kept out of the agent's
+    /// environment, see DebuginfodFetcher). Set once, before any configuration is read.
+    nonisolated(unsafe) public static var inheritedDebuginfodURLs: String?
 
     public init() {}
 
@@ -58,6 +67,7 @@ public struct AgentConfiguration: Sendable {
     /// The sampling settings: changing them needs a new perf session.
     public var samplingKey: String {
         "\(frequency)/\(callGraph.rawValue)/\(stackBytes)/\(spanLabels)/\(cacheBytes)/\(debugInfoMaxBytes)/\(maxMappingsPerProcess)/\(maxThreadNamesPerProcess)"
+            + "/\(debuginfodURLs ?? "")/\(debuginfodCacheDirectory)/\(debuginfodTimeoutSeconds)"
     }
 }
 

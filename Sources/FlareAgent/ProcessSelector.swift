@@ -1,5 +1,6 @@
 import FlareProcesses
 import FlareRecorder
+import FlareSymbols
 import Foundation
 
 /// Which processes the agent profiles: `targets.*` of the configuration.
@@ -50,6 +51,9 @@ extension AgentConfiguration {
         options.spanLabels = spanLabels
         options.cacheBytes = cacheBytes
         options.maxDebugInfoBytes = debugInfoMaxBytes
+        options.debuginfod = debuginfodURLs.map {
+            DebuginfodFetcher.Settings(urls: $0, cacheDirectory: debuginfodCacheDirectory, timeoutSeconds: Int(debuginfodTimeoutSeconds.rounded(.up)))
+        }
         options.processLimits = ProcessLimits(mappings: maxMappingsPerProcess, threadNames: maxThreadNamesPerProcess)
         options.includes = processSelector.predicate
         return options

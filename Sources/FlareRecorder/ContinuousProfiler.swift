@@ -25,6 +25,8 @@ public struct ContinuousOptions: Sendable {
     public var maxDebugInfoBytes = 8 << 20
     /// What one process may make the agent hold.
     public var processLimits = ProcessLimits()
+    /// Where debug files missing on the host are fetched from; nil: nowhere.
+    public var debuginfod: DebuginfodFetcher.Settings?
 
     public init() {}
 }
@@ -80,6 +82,11 @@ public struct ContinuousStatistics: Sendable {
     /// JIT perf maps not read (not a regular file, not the process's own, writable by others) or read only in part.
     public var perfMapsRefused = 0
     public var perfMapsTruncated = 0
+    /// Debug files fetched from debuginfod, fetches that found nothing (or
+    /// failed, or timed out), and fetched files refused (wrong build-id, not ELF).
+    public var debuginfodFetched = 0
+    public var debuginfodMisses = 0
+    public var debuginfodRefused = 0
 
     public init() {}
 }
@@ -100,6 +107,9 @@ extension ContinuousStatistics {
         sum.droppedThreadNames += droppedThreadNames
         sum.perfMapsRefused += perfMapsRefused
         sum.perfMapsTruncated += perfMapsTruncated
+        sum.debuginfodFetched += debuginfodFetched
+        sum.debuginfodMisses += debuginfodMisses
+        sum.debuginfodRefused += debuginfodRefused
         return sum
     }
 }
@@ -129,6 +139,7 @@ public final class ContinuousProfiler {
         session = try SamplingSession(target: .system, options: SamplingOptions(
             frequency: options.frequency, userStackBytes: options.callGraph == .dwarf ? options.stackBytes : 0))
         symbolizer = Symbolizer(expandInlines: options.inlineFrames, maxDebugInfoBytes: options.maxDebugInfoBytes)
+        symbolizer.debuginfod = options.debuginfod.map(DebuginfodFetcher.init)
         unwindTables = UnwindTableCache()
         pipeline = SamplePipeline(unwinder: Self.unwinder(options, unwindTables), symbolizer: symbolizer, limits: options.processLimits)
         if options.spanLabels { pipeline.spans = SpanLabeler() }
@@ -214,6 +225,11 @@ public final class ContinuousProfiler {
         s.droppedThreadNames = processTable.droppedThreadNames
         s.perfMapsRefused = symbolizer.perfMapsRefused
         s.perfMapsTruncated = symbolizer.perfMapsTruncated
+        if let fetched = symbolizer.debuginfod?.current {
+            s.debuginfodFetched = fetched.fetched
+            s.debuginfodMisses = fetched.misses
+            s.debuginfodRefused = fetched.refused
+        }
         return s
     }
 
@@ -225,6 +241,8 @@ public final class ContinuousProfiler {
     ///   - hostName: the `host.name` resource label.
     public func cutWindow(start: Int64, end: Int64, hostName: String) -> [ProcessGroupWindow] {
         symbolizer.jitMapsMayHaveGrown()
+        // Debug files fetched since the last window name this window's frames of those files.
+        symbolizer.adoptFetchedDebugInfo()
         lastWindowTrackedPeak = max(trackedPeak, processTable.processes.count)
         trackedPeak = 0
         var groups: [GroupKey: [Int32]] = [:]

@@ -46,7 +46,11 @@ struct ProfileAssembler {
             frames = [SourceFrame(function: symbolizer.kernelFunction(frame.address) ?? "[kernel]+0x" + String(frame.address, radix: 16),
                                   file: "", line: 0)]
         case .elf(let image):
-            frames = image.flatMap { symbolizer.frames(in: $0, fileOffset: frame.address) } ?? [unnamed]
+            // Unnamed: still one function, by the CFI's bounds, where the file has them.
+            frames = image.flatMap { symbolizer.frames(in: $0, fileOffset: frame.address) }
+                ?? [image.flatMap { symbolizer.functionStart(in: $0, fileOffset: frame.address) }.map {
+                    SourceFrame(function: module.displayName + "+0x" + String($0, radix: 16), file: "", line: 0)
+                } ?? unnamed]
             address = module.base &+ frame.address
         case .jit(let pid):
             frames = [symbolizer.jitFunction(pid: pid, address: frame.address).map { SourceFrame(function: $0, file: "", line: 0) } ?? unnamed]
@@ -58,7 +62,7 @@ struct ProfileAssembler {
         }
         let lines = frames.map { Profile.Line(functionID: builder.function(name: $0.function, file: $0.file, startLine: $0.startLine), line: $0.line) }
         var flags = mappingFlags[mappingID, default: MappingFlags()]
-        flags.named = flags.named || frames.first.map { $0.function != unnamed.function } ?? false
+        flags.named = flags.named || frames.first.map { !$0.function.hasPrefix(module.displayName + "+0x") } ?? false
         flags.files = flags.files || frames.contains { !$0.file.isEmpty }
         flags.lines = flags.lines || frames.contains { $0.line > 0 }
         flags.inlines = flags.inlines || frames.count > 1

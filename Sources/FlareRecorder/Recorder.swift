@@ -36,6 +36,8 @@ public struct RecordOptions: Sendable {
     public var spanLabels = true
     /// Also label samples with the naive "newest entry" reader (benchmarks only).
     public var comparesNewestSpanReader = false
+    /// Where debug files missing on the host are fetched from; nil: nowhere.
+    public var debuginfod: DebuginfodFetcher.Settings?
 
     public init(target: Target, frequency: UInt64 = 99, duration: Double? = nil, callGraph: CallGraph = .dwarf, stackBytes: UInt32 = 16384) {
         self.target = target
@@ -110,6 +112,7 @@ public enum Recorder {
         }
 
         let symbolizer = Symbolizer(expandInlines: options.inlineFrames)
+        symbolizer.debuginfod = options.debuginfod.map(DebuginfodFetcher.init)
         let unwindTables = UnwindTableCache()
         switch options.callGraph {
         case .dwarf:
@@ -175,11 +178,22 @@ public enum Recorder {
         symbolizer: Symbolizer, unwindTables: UnwindTableCache, lostRecords: UInt64, commandExitStatus: Int32?, stopReason: String
     ) -> RecordResult {
         let periodNanos = Int64(1_000_000_000 / max(frequency, 1))
-        var assembler = ProfileAssembler(registry: pipeline.registry, symbolizer: symbolizer, periodNanos: periodNanos,
-                                         timeNanos: startedWall, durationNanos: Int64(elapsed * 1e9))
         let spans = pipeline.spans
-        assembler.add(pipeline.aggregator) { key in spans?.profileLabels(key.spans, pid: key.pid) ?? [] }
-        spans?.addComments(to: &assembler.builder)
+        func assemble() -> ProfileAssembler {
+            var assembler = ProfileAssembler(registry: pipeline.registry, symbolizer: symbolizer, periodNanos: periodNanos,
+                                             timeNanos: startedWall, durationNanos: Int64(elapsed * 1e9))
+            assembler.add(pipeline.aggregator) { key in spans?.profileLabels(key.spans, pid: key.pid) ?? [] }
+            spans?.addComments(to: &assembler.builder)
+            return assembler
+        }
+        var assembler = assemble()
+        // Naming asked debuginfod for the debug files missing here: wait for them (each fetch has its own deadline) and name again.
+        if let fetcher = symbolizer.debuginfod, fetcher.pending > 0 {
+            let line = "flare: fetching debug info for \(fetcher.pending) file\(fetcher.pending == 1 ? "" : "s") from debuginfod (\(fetcher.settings.urls))\n"
+            _ = line.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+            _ = fetcher.waitUntilIdle(seconds: Double(fetcher.settings.timeoutSeconds * 3 + 2))
+            if symbolizer.adoptFetchedDebugInfo() > 0 { assembler = assemble() }
+        }
 
         let processes = pipeline.samplesByPid.map { pid, count in
             RecordResult.ProcessSeen(pid: pid, name: pipeline.processes.processes[pid]?.name ?? "?", samples: count)

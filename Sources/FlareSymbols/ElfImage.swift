@@ -201,6 +201,12 @@ public final class ElfImage: @unchecked Sendable {
 
     /// Takes the symbols of this file's separate debug file (same link-time
     /// addresses), which has the full `.symtab` a stripped file lacks.
+    /// Forgets the symbols read so far: the next use reads them again (a debug file arrived).
+    func forgetSymbols() {
+        loaded = nil
+        symbolSource = nil
+    }
+
     func adoptSymbols(from debugFile: ElfImage) {
         guard debugFile.symbols.count > symbols.count else { return }
         loaded = (debugFile.symbols, debugFile.hasSymtab)
@@ -217,6 +223,7 @@ public final class ElfImage: @unchecked Sendable {
 
     /// The link-time virtual address of a file offset (see `Array<Segment>.virtualAddress`).
     public func virtualAddress(fileOffset: UInt64) -> UInt64 { segments.virtualAddress(fileOffset: fileOffset) }
+    public func fileOffset(virtualAddress: UInt64) -> UInt64 { segments.fileOffset(virtualAddress: virtualAddress) }
 
     /// The PT_LOAD segments of an open ELF file.
     public static func loadSegments(_ elf: OpaquePointer) -> [Segment] {
@@ -252,5 +259,13 @@ extension Array where Element == ElfImage.Segment {
             return (fileOffset - segment.fileOffset) &+ segment.virtualAddress
         }
         return fileOffset
+    }
+
+    /// The file offset of a link-time virtual address: the inverse of `virtualAddress(fileOffset:)`.
+    public func fileOffset(virtualAddress: UInt64) -> UInt64 {
+        for segment in self where virtualAddress >= segment.virtualAddress && virtualAddress - segment.virtualAddress < Swift.max(segment.fileSize, 1) {
+            return (virtualAddress - segment.virtualAddress) &+ segment.fileOffset
+        }
+        return virtualAddress
     }
 }

@@ -51,7 +51,8 @@ public final class Symbolizer {
         for case let image? in imagesByIdentity.values { images[ObjectIdentifier(image)] = image }
         return images.map { id, image in
             CachedFile(key: Self.key(id), lastUse: image.lastUse,
-                       bytes: image.memoryBytes + (sourceLines[id]??.debugBytes ?? 0) + (framesBytes[id] ?? 0))
+                       bytes: image.memoryBytes + (sourceLines[id]??.debugBytes ?? 0) + (framesBytes[id] ?? 0)
+                           + (functionStarts[id]??.memoryBytes ?? 0))
         }
     }
 
@@ -71,6 +72,7 @@ public final class Symbolizer {
         for id in gone {
             sourceLines[id] = nil
             framesBytes[id] = nil
+            functionStarts[id] = nil
         }
         knownFrames = knownFrames.filter { !gone.contains($0.key.image) }
         demangled.removeAll()
@@ -160,21 +162,102 @@ public final class Symbolizer {
                 if let found = SourceLines(path: path, rules: rules, maxDebugBytes: maxDebugInfoBytes) { lines = found; break }
             }
         }
+        if lines == nil, let fetched = fetchedDebugFile(for: image), let fetcher = debuginfod {
+            lines = SourceLines(path: fetched, rules: TargetFiles.Options(maxBytes: Int64(fetcher.settings.maxBytes), beneath: fetcher.settings.cacheDirectory),
+                                maxDebugBytes: maxDebugInfoBytes)
+        }
         sourceLines[key] = lines
         return lines
+    }
+
+    // MARK: debuginfod
+
+    /// Where debug files missing on the host come from; nil: nowhere.
+    public var debuginfod: DebuginfodFetcher?
+    /// Images named without a debug file while theirs was being fetched, by build-id.
+    private var awaitingDebugInfo: [String: [ElfImage]] = [:]
+    /// Fetched debug files checked against their build-id, by build-id.
+    private var verifiedDebugFiles: [String: String] = [:]
+
+    /// The debug file a debuginfod server gave for `image`, once it is there
+    /// and carries the image's build-id; nil before (the image is named again
+    /// when it arrives) and for images without a build-id.
+    private func fetchedDebugFile(for image: ElfImage) -> String? {
+        guard let fetcher = debuginfod, let buildID = image.buildID else { return nil }
+        let hex = image.buildIDHex
+        if let verified = verifiedDebugFiles[hex] { return verified }
+        guard let path = fetcher.debugFile(buildID: hex) else {
+            if !(awaitingDebugInfo[hex]?.contains { $0 === image } ?? false) { awaitingDebugInfo[hex, default: []].append(image) }
+            return nil
+        }
+        let rules = TargetFiles.Options(maxBytes: Int64(fetcher.settings.maxBytes), beneath: fetcher.settings.cacheDirectory)
+        let file: ElfImage
+        do { file = try ElfImage(path: path, rules: rules) } catch {
+            fetcher.refuse(buildID: hex, why: "debuginfod gave \(path) for \(hex), which is not ELF: \(error)")
+            return nil
+        }
+        guard file.buildID == buildID else {
+            fetcher.refuse(buildID: hex, why: "debuginfod gave \(path) for \(hex), whose build-id is \(file.buildIDHex.isEmpty ? "absent" : file.buildIDHex)")
+            return nil
+        }
+        verifiedDebugFiles[hex] = path
+        return path
+    }
+
+    /// Names again the images whose debug files arrived since the last call:
+    /// their symbols, lines and frames are looked up afresh at their next use.
+    /// Returns how many images that was.
+    @discardableResult
+    public func adoptFetchedDebugInfo() -> Int {
+        guard let fetcher = debuginfod else { return 0 }
+        var renamed = 0
+        for hex in fetcher.takeArrivals() {
+            for image in awaitingDebugInfo.removeValue(forKey: hex) ?? [] {
+                let id = ObjectIdentifier(image)
+                image.forgetSymbols()
+                sourceLines[id] = nil
+                framesBytes[id] = nil
+                knownFrames = knownFrames.filter { $0.key.image != id }
+                renamed += 1
+            }
+        }
+        return renamed
     }
 
     /// Drops the resident pages of the files kept open for DWARF lookups: they
     /// are read again from the page cache when needed (between windows).
     public func releasePages() {
         for case let lines? in sourceLines.values { lines.releasePages() }
+        for case let starts? in functionStarts.values { starts.releasePages() }
+    }
+
+    private var functionStarts: [ObjectIdentifier: FunctionStarts?] = [:]
+
+    /// The file offset at which the function covering `fileOffset` starts,
+    /// by the file's CFI: how an address no symbol covers is still attributed
+    /// to one function (named `file+0xSTART`). Nil where no FDE covers it.
+    public func functionStart(in image: ElfImage, fileOffset: UInt64) -> UInt64? {
+        let key = ObjectIdentifier(image)
+        let starts: FunctionStarts?
+        if let cached = functionStarts[key] {
+            starts = cached
+        } else {
+            // The image's own descriptor: the file as mapped, even if deleted or replaced since.
+            starts = FunctionStarts(path: image.openPath)
+            functionStarts[key] = starts
+        }
+        return starts?.start(containing: image.virtualAddress(fileOffset: fileOffset)).map(image.fileOffset(virtualAddress:))
     }
 
     /// Reads the image's symbols on first use, from its separate debug file
     /// when the file itself is stripped of `.symtab`.
     private func prepareSymbols(_ image: ElfImage) {
         guard !image.symbolsAreLoaded else { return }
-        if !image.hasSymtab, let debugFile = DebugInfoLocator(root: debugRoot).find(for: image, originalPath: image.originalPath) {
+        guard !image.hasSymtab else { return }
+        if let debugFile = DebugInfoLocator(root: debugRoot).find(for: image, originalPath: image.originalPath) {
+            image.adoptSymbols(from: debugFile)
+        } else if let fetched = fetchedDebugFile(for: image), let fetcher = debuginfod,
+                  let debugFile = try? ElfImage(path: fetched, rules: TargetFiles.Options(maxBytes: Int64(fetcher.settings.maxBytes), beneath: fetcher.settings.cacheDirectory)) {
             image.adoptSymbols(from: debugFile)
         }
     }

@@ -2,6 +2,11 @@ import ArgumentParser
 
 @main
 struct Flare: ParsableCommand {
+    static func main() {
+        DebuginfodEnvironment.takeFromProcess()
+        main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "flare",
         abstract: "A continuous CPU profiler for Linux whose samples know which trace span was running.",
@@ -9,7 +14,7 @@ struct Flare: ParsableCommand {
             Start with `flare record -- ./my-program` to see where a program spends its CPU.
             """,
         version: BuildInfo.versionLine,
-        subcommands: [Record.self, Agent.self, Store.self, Export.self, Diff.self, Convert.self, UnwindTableCommand.self]
+        subcommands: [Record.self, Agent.self, Store.self, Export.self, Diff.self, Convert.self, UnwindTableCommand.self, DebuginfodFind.self]
     )
 }
 

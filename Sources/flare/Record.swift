@@ -64,6 +64,10 @@ struct Record: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Show each inlined call as a frame of its own (from DWARF debug info).")
     var inline = true
 
+    @Option(name: .customLong("debuginfod"),
+            help: "debuginfod servers (space-separated URLs) to fetch debug info missing here from (default: $DEBUGINFOD_URLS; \"\" for none).")
+    var debuginfodURLs: String?
+
     @Argument(parsing: .postTerminator, help: "The command to run and profile, after --.")
     var command: [String] = []
 
@@ -104,6 +108,7 @@ struct Record: ParsableCommand {
         options.inlineFrames = inline
         options.spanLabels = !noSpanLabels
         options.comparesNewestSpanReader = compareSpanReaders
+        options.debuginfod = DebuginfodEnvironment.settings(urls: debuginfodURLs)
         let result: RecordResult
         do {
             result = try Recorder.record(options)
