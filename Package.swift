@@ -78,7 +78,7 @@ let package = Package(
         .target(
             name: "FlareStore",
             dependencies: [
-                "FlareProfile", "FlareFlameGraph", "FlareViewer",
+                "FlareProfile", "FlareFlameGraph", "FlareViewer", "FlareSymbols",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

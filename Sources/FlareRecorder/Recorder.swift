@@ -188,11 +188,18 @@ public enum Recorder {
         }
         var assembler = assemble()
         // Naming asked debuginfod for the debug files missing here: wait for them (each fetch has its own deadline) and name again.
-        if let fetcher = symbolizer.debuginfod, fetcher.pending > 0 {
-            let line = "flare: fetching debug info for \(fetcher.pending) file\(fetcher.pending == 1 ? "" : "s") from debuginfod (\(fetcher.settings.urls))\n"
-            _ = line.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
-            _ = fetcher.waitUntilIdle(seconds: Double(fetcher.settings.timeoutSeconds * 3 + 2))
+        if let fetcher = symbolizer.debuginfod {
+            if fetcher.pending > 0 {
+                let line = "flare: fetching debug info for \(fetcher.pending) file\(fetcher.pending == 1 ? "" : "s") from debuginfod (\(fetcher.settings.urls))\n"
+                _ = line.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+                _ = fetcher.waitUntilIdle(seconds: Double(fetcher.settings.timeoutSeconds * 3 + 2))
+            }
             if symbolizer.adoptFetchedDebugInfo() > 0 { assembler = assemble() }
+            let counts = fetcher.current
+            if counts.misses + counts.refused > 0 {
+                let line = "flare: warning: debuginfod gave \(counts.fetched) of \(counts.fetched + counts.misses + counts.refused) debug files (\(counts.lastFailure)); those frames are named by file and offset\n"
+                _ = line.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+            }
         }
 
         let processes = pipeline.samplesByPid.map { pid, count in

@@ -18,6 +18,8 @@ public struct StoreConfiguration: Sendable {
     public var maxBodyBytes = 16 << 20
     /// Largest profile accepted after decompression (a gzip bomb stops here).
     public var maxDecompressedBytes = 128 << 20
+    /// Largest debug file accepted by `POST /api/v1/debuginfo/BUILD_ID`.
+    public var maxDebugInfoBytes = 512 << 20
     /// When set, ingest requests must send `Authorization: Bearer TOKEN`.
     public var ingestToken: String?
     /// When set, query requests must send `Authorization: Bearer TOKEN`.

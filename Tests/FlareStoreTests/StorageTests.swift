@@ -102,6 +102,32 @@ struct StorageTests {
         #expect(try await storage.spans(spanIDs: [Self.span2]).first?.name == "escape2")
     }
 
+    @Test("functions stored unnamed get late names, seen by every query, and are found by them", arguments: Backend.allCases)
+    func lateNames(backend: Backend) async throws {
+        guard let storage = try await backend.make() else { return }
+        defer { Task { try? await storage.close() } }
+        var window = try StoreTestSupport.window([S(stack: ["main", "libx.so+0x1040"], count: 7), S(stack: ["main", "libx.so+0x2000"], count: 3)],
+                                                 key: "late", start: Self.t0)
+        let buildID = "ab" + String(UUID().uuidString.prefix(8)).lowercased().filter(\.isHexDigit)
+        let local = { (name: String) in Int32(window.functions.firstIndex { $0.name == name }!) }
+        window.unnamedFunctions = [.init(function: local("libx.so+0x1040"), buildID: buildID, fileOffset: 0x1040),
+                                   .init(function: local("libx.so+0x2000"), buildID: buildID, fileOffset: 0x2000)]
+        #expect(try await storage.insert(window) == .stored)
+        let unnamed = try await storage.unnamedFunctions(buildID: buildID)
+        #expect(Set(unnamed.map(\.fileOffset)) == [0x1040, 0x2000])
+        let first = try #require(unnamed.first { $0.fileOffset == 0x1040 })
+        try await storage.nameFunctions([first.id: FunctionName(name: "compress_block", file: "src/compress.c", line: 88)])
+        #expect(try await storage.unnamedFunctions(buildID: buildID).map(\.fileOffset) == [0x2000])
+        #expect(try await storage.functionNames([first.id])[first.id] == FunctionName(name: "compress_block", file: "src/compress.c", line: 88))
+        #expect(try await storage.functionIDs(named: "compress_block") == [first.id])
+        #expect(try await storage.functionIDs(named: "libx.so+0x1040").isEmpty)
+
+        let engine = QueryEngine(storage: storage)
+        let merged = try await engine.merge(Selection(service: "checkout", range: TimeRange(from: Self.t0, until: Self.t0 + Self.tenSeconds)))
+        let top = Dictionary(try await engine.topFunctions(merged).map { ($0.function.name, $0.selfValue.samples) }, uniquingKeysWith: +)
+        #expect(top["compress_block"] == 7 && top["libx.so+0x2000"] == 3 && top["libx.so+0x1040"] == nil, "\(top)")
+    }
+
     @Test("selects series by labels", arguments: Backend.allCases)
     func labels(backend: Backend) async throws {
         guard let storage = try await backend.make() else { return }

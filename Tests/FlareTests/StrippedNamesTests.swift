@@ -82,9 +82,10 @@ struct StrippedNamesTests {
             if !served { stop(); throw TestFailure("debuginfod -F \(directory) did not serve \(buildID) within 60 s") }
         }
 
+        /// SIGKILL: debuginfod 0.188 does not always exit on SIGTERM while it scans.
         func stop() {
             guard process.isRunning else { return }
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
 
@@ -135,7 +136,7 @@ struct StrippedNamesTests {
 
         let (named, _, _) = try RecordTests.record(["--", unstripped, "400"])
         let (fetched, output) = try Self.recordWithDebuginfod(stripped, urls: server.url, cache: cache)
-        #expect(output.stderr.contains("fetching debug info"), "\(output.stderr)")
+        #expect(!output.stderr.contains("warning"), "\(output.stderr)")
         let namedShares = RecordTests.selfShares(named), fetchedShares = RecordTests.selfShares(fetched)
         for function in Self.functions {
             #expect(abs((namedShares[function] ?? 0) - (fetchedShares[function] ?? 0)) <= 5,
@@ -173,7 +174,7 @@ struct StrippedNamesTests {
                 server = process
                 _ = Daemon.wait(seconds: 10) { Daemon.get("http://127.0.0.1:\(port)/ping") != nil }
             }
-            defer { server?.terminate(); server?.waitUntilExit() }
+            defer { if let server { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() } }
             let cache = TestSupport.temporaryPath("debuginfod-cache-\(UUID().uuidString.prefix(8))")
             let started = Date()
             let (profile, output) = try Self.recordWithDebuginfod(stripped, urls: "http://127.0.0.1:\(port)", cache: cache)
@@ -182,6 +183,7 @@ struct StrippedNamesTests {
             let shares = RecordTests.selfShares(profile)
             #expect((shares[expected["work_forty"]!] ?? 0) > 20, "\(mode): \(shares.percent.sorted { $0.value > $1.value }.prefix(4))")
             #expect(shares["work_forty"] == nil, "\(mode): a name came from a bad server")
+            #expect(output.stderr.contains("warning: debuginfod gave 0 of 1"), "\(mode): \(output.stderr)")
             // Bounded: the workload's ~4 s, plus at most one fetch deadline (10 s) and the wait for it.
             #expect(seconds < 4 + 35, "\(mode): flare record took \(Int(seconds)) s")
             #expect(!FileManager.default.fileExists(atPath: "\(cache)/\(buildID)/debuginfo") || mode == "wrong-build-id", "\(mode)")
@@ -228,7 +230,7 @@ struct StrippedNamesTests {
         try fleet.startStore()
         try fleet.startAgent(targets: "^proportions_", extra: ["--config", config])
         let first = try AgentTests.launch(stripped, ["3000"])
-        defer { first.terminate() }
+        defer { first.terminate(); first.waitUntilExit() }
         func top(_ service: String) -> [String] {
             let json = Daemon.json(fleet.storeURL + "/api/v1/top?service=\(service)&from=0&until=now%2B1h&limit=20")
             return (json?["functions"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
@@ -237,7 +239,6 @@ struct StrippedNamesTests {
         let named = Daemon.wait(seconds: 40) { service(running: stripped).map { top($0).contains("work_forty") } ?? false }
         #expect(named, "no window named work_forty: \(fleet.services().keys.sorted()) \(service(running: stripped).map(top) ?? []) \(fleet.metrics.filter { $0.key.contains("debuginfod") })")
         #expect(fleet.metrics["flare_agent_debuginfod_fetched_total"] == 1)
-        first.terminate()
 
         // The server goes away; a build it never served is asked for and missed, and the windows keep coming.
         server.stop()
@@ -245,10 +246,76 @@ struct StrippedNamesTests {
         _ = try TestSupport.run("/usr/bin/strip", ["--strip-all", second])
         let windowsBefore = fleet.metrics["flare_agent_windows_total"] ?? 0
         let other = try AgentTests.launch(second, ["600"])
-        defer { other.terminate() }
+        defer { other.terminate(); other.waitUntilExit() }
         #expect(Daemon.wait(seconds: 30) { (fleet.metrics["flare_agent_debuginfod_misses_total"] ?? 0) >= 1 }, "\(fleet.metrics.filter { $0.key.contains("debuginfod") })")
         #expect(Daemon.wait(seconds: 20) { (fleet.metrics["flare_agent_windows_total"] ?? 0) >= windowsBefore + 3 }, "windows stopped: \(fleet.agent?.log.suffix(2000) ?? "")")
         #expect(fleet.agent?.process.isRunning == true)
+    }
+
+    // MARK: Late symbolization in the store
+
+    static func post(_ url: String, file: String) throws -> (status: Int, body: String) {
+        let output = try TestSupport.run("/usr/bin/curl", ["-sS", "-w", "\n%{http_code}", "--data-binary", "@" + file, url])
+        let lines = output.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n") + output.stderr)
+    }
+
+    @Test("the store names a window's unnamed frames once the debug file is uploaded, in queries and in the pprof download")
+    func lateSymbolizationInTheStore() throws {
+        let (unstripped, stripped, debug) = try Self.builds()
+        let buildID = try ElfImage(path: stripped).buildIDHex
+        let starts = try Self.startNames(of: unstripped, as: "proportions_stripped")
+        let (_, profilePath, _) = try RecordTests.record(["--", stripped, "300"])
+        let port = Daemon.freePort()
+        let store = try Daemon("store", ["store", "--data-dir", TestSupport.temporaryPath("late-\(UUID().uuidString.prefix(8))"), "--address", "127.0.0.1:\(port)"])
+        defer { store.terminate() }
+        let url = "http://127.0.0.1:\(port)"
+        try #require(Daemon.wait(seconds: 30) { Daemon.get(url + "/health")?.status == 200 }, "\(store.log)")
+        let ingested = try Self.post(url + "/api/v1/profiles?service=stripped&window_id=w1", file: profilePath)
+        try #require(ingested.status == 200, "\(ingested.body)")
+
+        func top() -> [String: Double] {
+            let json = Daemon.json(url + "/api/v1/top?service=stripped&from=0&until=now%2B1h&limit=50")
+            var shares: [String: Double] = [:]
+            for row in json?["functions"] as? [[String: Any]] ?? [] { shares[row["name"] as? String ?? ""] = row["self"] as? Double ?? -1 }
+            return shares
+        }
+        let before = top()
+        for function in Self.functions { #expect(before[starts[function]!] != nil, "\(starts[function]!) not in \(before.keys.sorted())") }
+        #expect(before["work_forty"] == nil)
+
+        // Refused: another file's debug info, a truncated file, a malformed build-id; the store is unharmed.
+        let other = try Self.post(url + "/api/v1/debuginfo/\(buildID)", file: "/bin/ls")
+        #expect(other.status == 400 && other.body.contains("build-id"), "\(other)")
+        let truncated = TestSupport.temporaryPath("truncated.debug")
+        try Data(try Data(contentsOf: URL(fileURLWithPath: debug)).prefix(300)).write(to: URL(fileURLWithPath: truncated))
+        let cut = try Self.post(url + "/api/v1/debuginfo/\(buildID)", file: truncated)
+        #expect(cut.status == 400, "\(cut)")
+        let malformed = try Self.post(url + "/api/v1/debuginfo/XYZ", file: debug)
+        #expect(malformed.status == 400 && malformed.body.contains("build-id"), "\(malformed)")
+        #expect(top() == before)
+
+        let uploaded = try Self.post(url + "/api/v1/debuginfo/\(buildID)", file: debug)
+        #expect(uploaded.status == 200 && uploaded.body.contains("\"functions_named\""), "\(uploaded)")
+        let after = top()
+        for function in Self.functions {
+            #expect(after[function] == before[starts[function]!], "\(function): \(after[function] ?? -1) named, \(before[starts[function]!] ?? -1) before")
+            #expect(after[starts[function]!] == nil, "\(starts[function]!) is still unnamed")
+        }
+
+        // The merged pprof download carries the names, with their source file.
+        let download = TestSupport.temporaryPath("late.pb.gz")
+        let fetched = try TestSupport.run("/usr/bin/curl", ["-fsS", "-o", download, url + "/api/v1/pprof?service=stripped&from=0&until=now%2B1h"])
+        try #require(fetched.status == 0, "\(fetched.stderr)")
+        let merged = try Profile(pprofFile: [UInt8](Data(contentsOf: URL(fileURLWithPath: download))))
+        let names = Dictionary(merged.functions.map { (merged.string($0.name), merged.string($0.filename)) }, uniquingKeysWith: { a, _ in a })
+        for function in Self.functions { #expect(names[function]?.hasSuffix("proportions.c") == true, "\(function): \(names[function] ?? "absent")") }
+
+        // A window that arrives after the debug file is named at once.
+        let again = try Self.post(url + "/api/v1/profiles?service=stripped&window_id=w2", file: profilePath)
+        #expect(again.status == 200, "\(again.body)")
+        let twice = top()
+        for function in Self.functions { #expect(twice[function] != nil && twice[starts[function]!] == nil, "\(function) in \(twice.keys.sorted())") }
     }
 }
 

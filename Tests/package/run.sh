@@ -96,7 +96,8 @@ grep -q 'id="flame"' "$work/empty/first.html" && grep -q 'flare-data' "$work/emp
 ! grep -qE 'src="(https?:)?//|href="(https?:)?//' "$work/empty/first.html" || { echo "FAIL: the export loads from the network" >&2; exit 1; }
 echo "ok: flare export --html as nobody inlines the built-in viewer ($(wc -c <"$work/empty/first.html") bytes)"
 
-as_nobody flare store --data-dir "$work/empty/store" --address 127.0.0.1:4197 >"$work/empty/store.log" 2>&1 &
+# exec: $! is then the store itself, which the kill below must reach.
+(exec setpriv --reuid nobody --regid nogroup --clear-groups -- flare store --data-dir "$work/empty/store" --address 127.0.0.1:4197 >"$work/empty/store.log" 2>&1) &
 store=$!
 for _ in $(seq 100); do curl -fsS http://127.0.0.1:4197/health >/dev/null 2>&1 && break; sleep 0.1; done
 page=$(curl -fsS http://127.0.0.1:4197/) && app=$(curl -fsS http://127.0.0.1:4197/ui/app.js) \
@@ -120,12 +121,13 @@ fi
 # Data the store keeps: written by the flare user, as the unit runs it.
 setpriv --reuid flare --regid flare --clear-groups -- true || fail "cannot run as the flare user"
 install -d -o flare -g flare -m 0750 /var/lib/flare-store
-(cd / && setpriv --reuid flare --regid flare --clear-groups -- flare store --data-dir /var/lib/flare-store --address 127.0.0.1:4198 >"$work/unit-store.log" 2>&1) &
+(cd / && exec setpriv --reuid flare --regid flare --clear-groups -- flare store --data-dir /var/lib/flare-store --address 127.0.0.1:4198 >"$work/unit-store.log" 2>&1) &
 store_pid=$!
 for _ in $(seq 100); do curl -fsS http://127.0.0.1:4198/health >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fsS --data-binary @"$work/first.pb.gz" "http://127.0.0.1:4198/api/v1/profiles?service=package-test&window_id=p1" >/dev/null \
   || { cat "$work/unit-store.log"; fail "the store running as flare took no profile"; }
 kill "$store_pid"; wait "$store_pid" 2>/dev/null || true; store_pid=""
+pgrep -u flare -x flare >/dev/null && fail "a store of the flare user still runs"
 data_files=$(find /var/lib/flare-store -type f | wc -l)
 ((data_files > 0)) || fail "the store wrote nothing under /var/lib/flare-store"
 pass "the store as the flare user keeps its data in /var/lib/flare-store"

@@ -16,7 +16,7 @@ struct StoreResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context =
     static func access(method: HTTPRequest.Method, path: String) -> Access {
         // The viewer's own files hold no data: its API calls carry the query token.
         if path == "/health" || path == "/metrics" || path == "/" || path.hasPrefix("/ui/") { return .open }
-        if method == .post && (path == "/ingest" || path == "/v1/traces" || path == "/api/v1/profiles") { return .ingest }
+        if method == .post && (path == "/ingest" || path == "/v1/traces" || path == "/api/v1/profiles" || path.hasPrefix("/api/v1/debuginfo/")) { return .ingest }
         return .query
     }
 
@@ -54,6 +54,7 @@ struct StoreResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context =
         if path.hasPrefix("/api/v1/traces/") { return "/api/v1/traces/:id" }
         if path.hasPrefix("/api/v1/labels/") { return "/api/v1/labels/:name/values" }
         if path.hasPrefix("/ui/") { return "/ui/:file" }
+        if path.hasPrefix("/api/v1/debuginfo/") { return "/api/v1/debuginfo/:build_id" }
         let known = ["/health", "/metrics", "/ingest", "/v1/traces", "/api/v1/profiles", "/api/v1/services", "/api/v1/labels",
                      "/api/v1/totals", "/api/v1/flamegraph", "/api/v1/top", "/api/v1/pprof", "/api/v1/diff", "/api/v1/versions",
                      "/api/v1/functions/spans", "/", "/api/v1/traces", "/api/v1/export"]

@@ -18,6 +18,7 @@ struct StoreRoutes: Sendable {
         router.post("/api/v1/profiles") { request, _ in try await self.ingestNative(request) }
         router.post("/ingest") { request, _ in try await self.ingestPyroscope(request) }
         router.post("/v1/traces") { request, _ in try await self.ingestTraces(request) }
+        router.post("/api/v1/debuginfo/:build_id") { request, context in try await self.uploadDebugInfo(request, buildID: context.parameters.get("build_id") ?? "") }
         router.get("/api/v1/services") { _, _ in try await self.services() }
         router.get("/api/v1/labels") { request, _ in try await self.labelNames(request) }
         router.get("/api/v1/labels/:name/values") { request, context in try await self.labelValues(request, name: context.parameters.get("name") ?? "") }
@@ -56,21 +57,43 @@ struct StoreRoutes: Sendable {
     // MARK: Ingest
 
     /// The body, refusing more than the configured limit before reading it when the length is announced.
-    func readBody(_ request: Request) async throws -> [UInt8] {
-        let limit = configuration.maxBodyBytes
+    func readBody(_ request: Request, limit: Int? = nil, advice: String = "send smaller batches or raise --max-body") async throws -> [UInt8] {
+        let limit = limit ?? configuration.maxBodyBytes
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
-            throw StoreError(.contentTooLarge, "the request body (\(length) bytes) is larger than the limit of \(limit) bytes; send smaller batches or raise --max-body")
+            throw StoreError(.contentTooLarge, "the request body (\(length) bytes) is larger than the limit of \(limit) bytes; \(advice)")
         }
         do {
             let buffer = try await request.body.collect(upTo: limit)
             return Array(buffer.readableBytesView)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw StoreError(.contentTooLarge, "the request body is larger than the limit of \(limit) bytes; send smaller batches or raise --max-body")
+            throw StoreError(.contentTooLarge, "the request body is larger than the limit of \(limit) bytes; \(advice)")
         }
+    }
+
+    var lateSymbolizer: LateSymbolizer { LateSymbolizer(dataDirectory: configuration.dataDirectory) }
+
+    /// A debug file for a build-id: kept, and the functions of that file stored unnamed get their names.
+    func uploadDebugInfo(_ request: Request, buildID: String) async throws -> Response {
+        try LateSymbolizer.checkBuildID(buildID)
+        let body = try await readBody(request, limit: configuration.maxDebugInfoBytes,
+                                      advice: "strip what names do not need (objcopy --only-keep-debug --compress-debug-sections)")
+        try lateSymbolizer.save(buildID: buildID, bytes: body)
+        let named = try await lateSymbolizer.nameFunctions(buildID: buildID, storage: storage)
+        if named > 0 { engine.forgetNames() }
+        return JSONResponse.make(.object([("build_id", .string(buildID)), ("bytes", .int(Int64(body.count))), ("functions_named", .int(Int64(named)))]))
     }
 
     func store(_ window: PreparedWindow, bytes: Int) async throws -> Response {
         let outcome = try await storage.insert(window)
+        // Frames of files whose debug info the store already has are named at once.
+        if outcome == .stored {
+            let late = lateSymbolizer
+            var named = 0
+            for buildID in Set(window.unnamedFunctions.map(\.buildID)) where late.has(buildID) {
+                named += try await late.nameFunctions(buildID: buildID, storage: storage)
+            }
+            if named > 0 { engine.forgetNames() }
+        }
         metrics.ingested(outcome == .stored ? "stored" : "duplicate", bytes: bytes)
         return JSONResponse.make(.object([
             ("stored", .bool(outcome == .stored)), ("duplicate", .bool(outcome == .duplicate)),

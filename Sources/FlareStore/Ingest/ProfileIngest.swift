@@ -153,9 +153,40 @@ public enum ProfileIngest {
            let withVersion = try? LabelSet(labels.labels.map { ($0.name, $0.value) } + [(versionLabel, version)]) {
             labels = withVersion
         }
-        return PreparedWindow(key: request.key, service: request.service, labels: labels,
-                              startNanos: start, endNanos: end, functions: functions, stacks: stacks,
-                              values: values, spanValues: spanValues, total: total)
+        var window = PreparedWindow(key: request.key, service: request.service, labels: labels,
+                                    startNanos: start, endNanos: end, functions: functions, stacks: stacks,
+                                    values: values, spanValues: spanValues, total: total)
+        let unnamed = unnamedFunctions(profile)
+        window.unnamedFunctions = functions.enumerated().compactMap { index, function in
+            guard function.file.isEmpty, let (buildID, offset) = unnamed[function.name] else { return nil }
+            return .init(function: Int32(index), buildID: buildID, fileOffset: offset)
+        }
+        return window
+    }
+
+    /// The functions named `file+0xOFFSET` (how Flare names code it could
+    /// not symbolize) in a mapping with a build-id: name → (build-id, offset).
+    static func unnamedFunctions(_ profile: Profile) -> [String: (String, UInt64)] {
+        var buildIDs: [UInt64: (prefix: String, buildID: String)] = [:]
+        for mapping in profile.mappings {
+            let buildID = profile.string(mapping.buildID).lowercased()
+            guard (2...128).contains(buildID.count), buildID.allSatisfy(\.isHexDigit) else { continue }
+            let file = profile.string(mapping.filename).split(separator: "/").last.map(String.init) ?? ""
+            buildIDs[mapping.id] = (file.replacingOccurrences(of: " (deleted)", with: "") + "+0x", buildID)
+        }
+        guard !buildIDs.isEmpty else { return [:] }
+        let names = Dictionary(profile.functions.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+        var found: [String: (String, UInt64)] = [:]
+        for location in profile.locations {
+            guard let (prefix, buildID) = buildIDs[location.mappingID] else { continue }
+            for line in location.lines {
+                guard let nameIndex = names[line.functionID] else { continue }
+                let name = profile.string(nameIndex)
+                guard name.hasPrefix(prefix), let offset = UInt64(name.dropFirst(prefix.count), radix: 16) else { continue }
+                found[name] = (buildID, offset)
+            }
+        }
+        return found
     }
 
     private struct SpanKey: Hashable { var stack: Int32; var spanID: String; var traceID: String }

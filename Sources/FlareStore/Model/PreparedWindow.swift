@@ -34,6 +34,18 @@ public struct PreparedWindow: Sendable {
     /// Samples that ran inside a span, per (stack, span, trace).
     public var spanValues: [SpanValue]
     public var total: StackValue
+    /// Functions the agent could not name, by the file they are in and their
+    /// start in it: named later, once that file's debug info reaches the store.
+    public var unnamedFunctions: [UnnamedFunction] = []
+
+    public struct UnnamedFunction: Sendable, Equatable {
+        /// Local function index.
+        public var function: Int32
+        /// The GNU build-id of the file, lowercase hex.
+        public var buildID: String
+        /// Where the function starts in the file (its name is `file+0xOFFSET`).
+        public var fileOffset: UInt64
+    }
 
     public struct SpanValue: Sendable {
         public var stack: Int32

@@ -60,6 +60,9 @@ public final class QueryEngine: Sendable {
         return result
     }
 
+    /// Forgets the names read so far: functions were named late.
+    func forgetNames() { nameCache.withLock { $0 = [:] } }
+
     func names(_ ids: some Collection<Int64>) async throws -> [Int64: FunctionName] {
         var result: [Int64: FunctionName] = [:]
         var missing: [Int64] = []

@@ -106,6 +106,10 @@ public final class PostgresStorage: ProfileStorage {
             "CREATE INDEX IF NOT EXISTS spans_span ON spans(span_id)",
             "CREATE INDEX IF NOT EXISTS spans_end ON spans(end_ns)",
             "CREATE INDEX IF NOT EXISTS spans_service ON spans(service)",
+            "CREATE TABLE IF NOT EXISTS unnamed_functions(function_id BIGINT PRIMARY KEY, build_id TEXT NOT NULL, file_offset BIGINT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS unnamed_functions_build_id ON unnamed_functions(build_id)",
+            "CREATE TABLE IF NOT EXISTS late_names(function_id BIGINT PRIMARY KEY, name TEXT NOT NULL, file TEXT NOT NULL, start_line BIGINT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS late_names_name ON late_names(name)",
         ]
         try await client.withTransaction(logger: logger) { connection in
             for statement in statements { try await connection.query(statement, logger: logger) }
@@ -173,6 +177,15 @@ public final class PostgresStorage: ProfileStorage {
         let globalFunctions = try functionIDs.map { id -> Int64 in
             guard let id else { throw StoreError(.internalServerError, "a function row vanished after insert") }
             return id
+        }
+        if !window.unnamedFunctions.isEmpty {
+            let ids = window.unnamedFunctions.map { globalFunctions[Int($0.function)] }
+            let buildIDs = window.unnamedFunctions.map(\.buildID)
+            let offsets = window.unnamedFunctions.map { Int64(bitPattern: $0.fileOffset) }
+            try await client.query("""
+                INSERT INTO unnamed_functions(function_id, build_id, file_offset)
+                SELECT * FROM unnest(\(ids)::bigint[], \(buildIDs)::text[], \(offsets)::bigint[]) ON CONFLICT DO NOTHING
+                """)
         }
 
         // Stacks.
@@ -385,7 +398,10 @@ public final class PostgresStorage: ProfileStorage {
     public func functionNames(_ ids: [Int64]) async throws -> [Int64: FunctionName] {
         guard !ids.isEmpty else { return [:] }
         var result: [Int64: FunctionName] = [:]
-        let rows = try await client.query("SELECT id, name, file, start_line FROM functions WHERE id = ANY(\(ids)::bigint[])")
+        let rows = try await client.query("""
+            SELECT f.id, coalesce(l.name, f.name), coalesce(l.file, f.file), coalesce(l.start_line, f.start_line)
+            FROM functions f LEFT JOIN late_names l ON l.function_id = f.id WHERE f.id = ANY(\(ids)::bigint[])
+            """)
         for try await (id, name, file, line) in rows.decode((Int64, String, String, Int64).self) {
             result[id] = FunctionName(name: name, file: file, line: line)
         }
@@ -394,8 +410,31 @@ public final class PostgresStorage: ProfileStorage {
 
     public func functionIDs(named name: String) async throws -> [Int64] {
         var result: [Int64] = []
-        for try await id in try await client.query("SELECT id FROM functions WHERE name = \(name)").decode(Int64.self) { result.append(id) }
+        for try await id in try await client.query("""
+            SELECT id FROM functions WHERE name = \(name) AND id NOT IN (SELECT function_id FROM late_names)
+            UNION SELECT function_id FROM late_names WHERE name = \(name)
+            """).decode(Int64.self) { result.append(id) }
         return result
+    }
+
+    public func unnamedFunctions(buildID: String) async throws -> [(id: Int64, fileOffset: UInt64)] {
+        var result: [(id: Int64, fileOffset: UInt64)] = []
+        for try await (id, offset) in try await client.query("""
+            SELECT function_id, file_offset FROM unnamed_functions
+            WHERE build_id = \(buildID) AND function_id NOT IN (SELECT function_id FROM late_names)
+            """).decode((Int64, Int64).self) { result.append((id, UInt64(bitPattern: offset))) }
+        return result
+    }
+
+    public func nameFunctions(_ names: [Int64: FunctionName]) async throws {
+        guard !names.isEmpty else { return }
+        let ids = Array(names.keys)
+        let functionNames = ids.map { names[$0]!.name }, files = ids.map { names[$0]!.file }, lines = ids.map { names[$0]!.line }
+        try await client.query("""
+            INSERT INTO late_names(function_id, name, file, start_line)
+            SELECT * FROM unnest(\(ids)::bigint[], \(functionNames)::text[], \(files)::text[], \(lines)::bigint[])
+            ON CONFLICT (function_id) DO UPDATE SET name = excluded.name, file = excluded.file, start_line = excluded.start_line
+            """)
     }
 
     private func spans(_ query: PostgresQuery) async throws -> [SpanRecord] {

@@ -22,8 +22,14 @@ public protocol ProfileStorage: Sendable {
     /// Per-span sample rows that match the filter.
     func spanSamples(_ filter: SpanSampleFilter) async throws -> [SpanSampleRow]
     func stackFrames(_ ids: [Int64]) async throws -> [Int64: [Int64]]
+    /// Names as queries show them: a function named late (from debug info
+    /// that reached the store after its windows) has its late name.
     func functionNames(_ ids: [Int64]) async throws -> [Int64: FunctionName]
     func functionIDs(named name: String) async throws -> [Int64]
+    /// The functions in the file with this build-id that have no name yet, with their start in the file.
+    func unnamedFunctions(buildID: String) async throws -> [(id: Int64, fileOffset: UInt64)]
+    /// Gives functions their late names (debug info for their file arrived).
+    func nameFunctions(_ names: [Int64: FunctionName]) async throws
     func spans(traceID: String) async throws -> [SpanRecord]
     func spans(spanIDs: [String]) async throws -> [SpanRecord]
     /// The traces with a span of `service` (any service when nil) overlapping

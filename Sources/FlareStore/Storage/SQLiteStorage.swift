@@ -62,6 +62,12 @@ public final class SQLiteStorage: ProfileStorage {
             CREATE INDEX IF NOT EXISTS spans_span ON spans(span_id);
             CREATE INDEX IF NOT EXISTS spans_end ON spans(end_ns);
             CREATE INDEX IF NOT EXISTS spans_service ON spans(service);
+            CREATE TABLE IF NOT EXISTS unnamed_functions(
+                function_id INTEGER PRIMARY KEY, build_id TEXT NOT NULL, file_offset INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS unnamed_functions_build_id ON unnamed_functions(build_id);
+            CREATE TABLE IF NOT EXISTS late_names(
+                function_id INTEGER PRIMARY KEY, name TEXT NOT NULL, file TEXT NOT NULL, start_line INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS late_names_name ON late_names(name);
             """)
         // Databases made before functions kept their first line.
         let functionColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('functions')")
@@ -103,6 +109,13 @@ public final class SQLiteStorage: ProfileStorage {
                 let id = try Int64.fetchOne(selectFunction, arguments: [function.name, function.file])!
                 newFunctions[function] = id
                 functionIDs.append(id)
+            }
+
+            if !window.unnamedFunctions.isEmpty {
+                let insertUnnamed = try db.cachedStatement(sql: "INSERT OR IGNORE INTO unnamed_functions(function_id, build_id, file_offset) VALUES (?, ?, ?)")
+                for unnamed in window.unnamedFunctions {
+                    try insertUnnamed.execute(arguments: [functionIDs[Int(unnamed.function)], unnamed.buildID, Int64(bitPattern: unnamed.fileOffset)])
+                }
             }
 
             let insertStack = try db.cachedStatement(sql: "INSERT OR IGNORE INTO stacks(hash, frames) VALUES (?, ?)")
@@ -290,7 +303,10 @@ public final class SQLiteStorage: ProfileStorage {
             var result: [Int64: FunctionName] = [:]
             for chunk in stride(from: 0, to: ids.count, by: 500) {
                 let part = Array(ids[chunk..<min(chunk + 500, ids.count)])
-                for row in try Row.fetchAll(db, sql: "SELECT id, name, file, start_line FROM functions WHERE id IN \(Self.inList(part.count))", arguments: StatementArguments(part)) {
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT f.id, coalesce(l.name, f.name), coalesce(l.file, f.file), coalesce(l.start_line, f.start_line)
+                    FROM functions f LEFT JOIN late_names l ON l.function_id = f.id WHERE f.id IN \(Self.inList(part.count))
+                    """, arguments: StatementArguments(part)) {
                     result[row[0]] = FunctionName(name: row[1], file: row[2], line: row[3])
                 }
             }
@@ -299,7 +315,29 @@ public final class SQLiteStorage: ProfileStorage {
     }
 
     public func functionIDs(named name: String) async throws -> [Int64] {
-        try await pool.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM functions WHERE name = ?", arguments: [name]) }
+        try await pool.read { db in
+            try Int64.fetchAll(db, sql: """
+                SELECT id FROM functions WHERE name = ? AND id NOT IN (SELECT function_id FROM late_names)
+                UNION SELECT function_id FROM late_names WHERE name = ?
+                """, arguments: [name, name])
+        }
+    }
+
+    public func unnamedFunctions(buildID: String) async throws -> [(id: Int64, fileOffset: UInt64)] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT function_id, file_offset FROM unnamed_functions
+                WHERE build_id = ? AND function_id NOT IN (SELECT function_id FROM late_names)
+                """, arguments: [buildID]).map { (id: $0[0], fileOffset: UInt64(bitPattern: $0[1])) }
+        }
+    }
+
+    public func nameFunctions(_ names: [Int64: FunctionName]) async throws {
+        guard !names.isEmpty else { return }
+        try await pool.write { db in
+            let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO late_names(function_id, name, file, start_line) VALUES (?, ?, ?, ?)")
+            for (id, name) in names { try insert.execute(arguments: [id, name.name, name.file, name.line]) }
+        }
     }
 
     private static func span(_ row: Row) -> SpanRecord {

@@ -1,0 +1,76 @@
+import FlareFlameGraph
+import FlareSymbols
+import Foundation
+
+/// Names, after the fact, the functions agents could not name: an agent
+/// without a file's debug info ships `file+0xSTART` with the file's build-id
+/// (PreparedWindow.unnamedFunctions); once that build-id's debug file reaches
+/// the store (`POST /api/v1/debuginfo/BUILD_ID`), those functions get their
+/// names in every query, windows stored before included, so hosts need no
+/// debug packages installed.
+struct LateSymbolizer: Sendable {
+    /// Where uploaded debug files are kept: `<data dir>/debuginfo/BUILD_ID.debug`.
+    let directory: String
+
+    init(dataDirectory: String) { directory = (dataDirectory as NSString).appendingPathComponent("debuginfo") }
+
+    func path(_ buildID: String) -> String { directory + "/" + buildID + ".debug" }
+
+    func has(_ buildID: String) -> Bool { FileManager.default.fileExists(atPath: path(buildID)) }
+
+    static func checkBuildID(_ buildID: String) throws(StoreError) {
+        guard (2...128).contains(buildID.count), buildID.count % 2 == 0, buildID.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+            throw .badRequest("\(JSONText.quoted(String(buildID.prefix(200)))) is not a build-id: use the GNU build-id in lowercase hex")
+        }
+    }
+
+    /// Keeps an uploaded debug file, after checking that it is ELF, carries
+    /// `buildID` and names something; written whole or not at all.
+    func save(buildID: String, bytes: [UInt8]) throws(StoreError) {
+        try Self.checkBuildID(buildID)
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            throw StoreError(.internalServerError, "cannot create \(directory): \(error)")
+        }
+        let temporary = directory + "/.upload-\(UUID().uuidString)"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
+            throw StoreError(.internalServerError, "cannot write \(temporary) (is the disk full?)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        let image: ElfImage
+        do { image = try ElfImage(path: temporary) } catch {
+            throw .badRequest("the upload for \(buildID) is not an ELF file: \(error)")
+        }
+        guard image.buildIDHex == buildID else {
+            throw .badRequest("the upload carries build-id \(image.buildIDHex.isEmpty ? "none" : image.buildIDHex), not \(buildID): send the debug file of that build")
+        }
+        guard !image.symbols.isEmpty else {
+            throw .badRequest("the upload for \(buildID) holds no symbols: send the file objcopy --only-keep-debug made (or the unstripped binary)")
+        }
+        guard rename(temporary, path(buildID)) == 0 else {
+            throw StoreError(.internalServerError, "cannot keep the debug file as \(path(buildID)): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Names the functions of `buildID` still unnamed, from its debug file;
+    /// returns how many were named.
+    func nameFunctions(buildID: String, storage: any ProfileStorage) async throws -> Int {
+        guard has(buildID) else { return 0 }
+        let unnamed = try await storage.unnamedFunctions(buildID: buildID)
+        guard !unnamed.isEmpty else { return 0 }
+        let names = Self.names(unnamed, debugFile: path(buildID))
+        try await storage.nameFunctions(names)
+        return names.count
+    }
+
+    /// The physical function at each start offset, with its file and first line.
+    static func names(_ unnamed: [(id: Int64, fileOffset: UInt64)], debugFile: String) -> [Int64: FunctionName] {
+        let symbolizer = Symbolizer(debugRoot: "/nonexistent", expandInlines: false)
+        guard let image = symbolizer.image(identity: debugFile, candidates: [debugFile]) else { return [:] }
+        var names: [Int64: FunctionName] = [:]
+        for (id, offset) in unnamed {
+            guard let frame = symbolizer.frames(in: image, fileOffset: offset)?.last, !frame.function.isEmpty else { continue }
+            names[id] = FunctionName(name: frame.function, file: frame.file, line: frame.startLine)
+        }
+        return names
+    }
+}
