@@ -1,3 +1,4 @@
+import FlareSymbols
 import FlareViewer
 
 /// Everything `flare store` can be told; the defaults run a local store with
@@ -20,6 +21,8 @@ public struct StoreConfiguration: Sendable {
     public var maxDecompressedBytes = 128 << 20
     /// Largest debug file accepted by `POST /api/v1/debuginfo/BUILD_ID`.
     public var maxDebugInfoBytes = 512 << 20
+    /// debuginfod servers asked for the debug files of functions stored unnamed; nil: none.
+    public var debuginfod: DebuginfodFetcher.Settings?
     /// When set, ingest requests must send `Authorization: Bearer TOKEN`.
     public var ingestToken: String?
     /// When set, query requests must send `Authorization: Bearer TOKEN`.

@@ -22,12 +22,15 @@ public enum StoreServer {
     ) -> some ApplicationProtocol {
         let metrics = StoreMetrics()
         let router = Router(context: BasicRequestContext.self)
-        StoreRoutes(engine: QueryEngine(storage: storage), configuration: configuration, metrics: metrics).register(on: router)
+        let engine = QueryEngine(storage: storage)
+        let late = LateSymbolizer(dataDirectory: configuration.dataDirectory, debuginfod: configuration.debuginfod)
+        StoreRoutes(engine: engine, configuration: configuration, metrics: metrics, late: late).register(on: router)
         let responder = StoreResponder(inner: router.buildResponder(), configuration: configuration, metrics: metrics)
         return Application(
             responder: responder,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
-            services: [MaintenanceService(storage: storage, configuration: configuration, logger: logger)],
+            services: [MaintenanceService(storage: storage, configuration: configuration, logger: logger),
+                       LateNamingService(engine: engine, late: late, logger: logger)],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
         )
@@ -47,6 +50,28 @@ public enum StoreServer {
             throw error
         }
         try await storage.close()
+    }
+}
+
+/// Names functions from the debug files debuginfod delivers, every second,
+/// stopping at graceful shutdown; idle without servers.
+struct LateNamingService: Service {
+    let engine: QueryEngine
+    let late: LateSymbolizer
+    let logger: Logger
+
+    func run() async throws {
+        // Cancelled at graceful shutdown; a service that returned early would end the store.
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(late.fetcher == nil ? 3600 : 1))
+                do {
+                    if try await late.adoptFetched(storage: engine.storage) > 0 { engine.forgetNames() }
+                } catch {
+                    logger.error("naming functions from debuginfod failed: \(error)")
+                }
+            }
+        }
     }
 }
 

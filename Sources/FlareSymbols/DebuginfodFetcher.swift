@@ -98,6 +98,14 @@ public final class DebuginfodFetcher: @unchecked Sendable {
         }
     }
 
+    /// Whether `buildID` was missed long enough ago to be asked for again.
+    public func retryIsDue(buildID: String) -> Bool {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        if case .missing(let retryAt) = states[buildID] { return Self.now() >= retryAt }
+        return false
+    }
+
     /// The build-ids whose files arrived since the last call.
     public func takeArrivals() -> [String] {
         pthread_mutex_lock(&lock)

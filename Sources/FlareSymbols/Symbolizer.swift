@@ -75,6 +75,10 @@ public final class Symbolizer {
             functionStarts[id] = nil
         }
         knownFrames = knownFrames.filter { !gone.contains($0.key.image) }
+        awaitingDebugInfo = awaitingDebugInfo.compactMapValues { images in
+            let kept = images.filter { !gone.contains(ObjectIdentifier($0)) }
+            return kept.isEmpty ? nil : kept
+        }
         demangled.removeAll()
     }
 
@@ -162,9 +166,8 @@ public final class Symbolizer {
                 if let found = SourceLines(path: path, rules: rules, maxDebugBytes: maxDebugInfoBytes) { lines = found; break }
             }
         }
-        if lines == nil, let fetched = fetchedDebugFile(for: image), let fetcher = debuginfod {
-            lines = SourceLines(path: fetched, rules: TargetFiles.Options(maxBytes: Int64(fetcher.settings.maxBytes), beneath: fetcher.settings.cacheDirectory),
-                                maxDebugBytes: maxDebugInfoBytes)
+        if lines == nil, let fetched = fetchedDebugFile(for: image), let rules = fetchedFileRules {
+            lines = SourceLines(path: fetched, rules: rules, maxDebugBytes: maxDebugInfoBytes)
         }
         sourceLines[key] = lines
         return lines
@@ -178,6 +181,10 @@ public final class Symbolizer {
     private var awaitingDebugInfo: [String: [ElfImage]] = [:]
     /// Fetched debug files checked against their build-id, by build-id.
     private var verifiedDebugFiles: [String: String] = [:]
+    /// Fetched files are opened only inside the cache, and no bigger than the fetch limit.
+    private var fetchedFileRules: TargetFiles.Options? {
+        debuginfod.map { TargetFiles.Options(maxBytes: Int64($0.settings.maxBytes), beneath: $0.settings.cacheDirectory) }
+    }
 
     /// The debug file a debuginfod server gave for `image`, once it is there
     /// and carries the image's build-id; nil before (the image is named again
@@ -190,9 +197,8 @@ public final class Symbolizer {
             if !(awaitingDebugInfo[hex]?.contains { $0 === image } ?? false) { awaitingDebugInfo[hex, default: []].append(image) }
             return nil
         }
-        let rules = TargetFiles.Options(maxBytes: Int64(fetcher.settings.maxBytes), beneath: fetcher.settings.cacheDirectory)
         let file: ElfImage
-        do { file = try ElfImage(path: path, rules: rules) } catch {
+        do { file = try ElfImage(path: path, rules: fetchedFileRules ?? TargetFiles.Options()) } catch {
             fetcher.refuse(buildID: hex, why: "debuginfod gave \(path) for \(hex), which is not ELF: \(error)")
             return nil
         }
@@ -204,14 +210,15 @@ public final class Symbolizer {
         return path
     }
 
-    /// Names again the images whose debug files arrived since the last call:
-    /// their symbols, lines and frames are looked up afresh at their next use.
+    /// Names again the images whose debug files arrived since the last call,
+    /// and those whose fetch missed long enough ago to be tried again: their
+    /// symbols, lines and frames are looked up afresh at their next use.
     /// Returns how many images that was.
     @discardableResult
     public func adoptFetchedDebugInfo() -> Int {
         guard let fetcher = debuginfod else { return 0 }
         var renamed = 0
-        for hex in fetcher.takeArrivals() {
+        for hex in fetcher.takeArrivals() + awaitingDebugInfo.keys.filter({ fetcher.retryIsDue(buildID: $0) }) {
             for image in awaitingDebugInfo.removeValue(forKey: hex) ?? [] {
                 let id = ObjectIdentifier(image)
                 image.forgetSymbols()
@@ -256,8 +263,7 @@ public final class Symbolizer {
         guard !image.hasSymtab else { return }
         if let debugFile = DebugInfoLocator(root: debugRoot).find(for: image, originalPath: image.originalPath) {
             image.adoptSymbols(from: debugFile)
-        } else if let fetched = fetchedDebugFile(for: image), let fetcher = debuginfod,
-                  let debugFile = try? ElfImage(path: fetched, rules: TargetFiles.Options(maxBytes: Int64(fetcher.settings.maxBytes), beneath: fetcher.settings.cacheDirectory)) {
+        } else if let fetched = fetchedDebugFile(for: image), let rules = fetchedFileRules, let debugFile = try? ElfImage(path: fetched, rules: rules) {
             image.adoptSymbols(from: debugFile)
         }
     }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Dispatch
 import FlareStore
+import FlareSymbols
+import Foundation
 import FlareViewer
 import Glibc
 import Logging
@@ -66,6 +68,10 @@ struct Store: ParsableCommand {
     @Option(name: .customLong("maintenance-interval"), help: "How often retention and downsampling run.")
     var maintenanceInterval = "5m"
 
+    @Option(name: .customLong("debuginfod"),
+            help: "debuginfod servers (space-separated URLs) asked for the debug files of functions agents could not name (default: $DEBUGINFOD_URLS; \"\" for none).")
+    var debuginfodURLs: String?
+
     @Option(name: .customLong("viewer-dir"), help: "Serve the viewer from this directory (holding index.html) instead of the one built in; default: $FLARE_VIEWER_DIR if set.")
     var viewerDirectory: String?
 
@@ -97,6 +103,12 @@ struct Store: ParsableCommand {
                     throw InputError(description: "invalid --trace-url \(template): use an http(s) URL containing {trace_id}")
                 }
                 configuration.traceURLTemplate = template
+            }
+            // Fetched files live beside the data, in libdebuginfod's cache layout.
+            configuration.debuginfod = DebuginfodEnvironment.settings(urls: debuginfodURLs).map {
+                var settings = $0
+                settings.cacheDirectory = (configuration.dataDirectory as NSString).appendingPathComponent("debuginfod-cache")
+                return settings
             }
             do {
                 configuration.viewer = try ViewerAssets.locate(explicit: viewerDirectory, environment: environment)

@@ -317,5 +317,32 @@ struct StrippedNamesTests {
         let twice = top()
         for function in Self.functions { #expect(twice[function] != nil && twice[starts[function]!] == nil, "\(function) in \(twice.keys.sorted())") }
     }
+
+    @Test("a store given debuginfod servers names a window's unnamed frames from them, with no upload")
+    func storeAsksDebuginfod() throws {
+        if Self.skipWithoutDebuginfod() { return }
+        let (unstripped, stripped, directory, buildID) = try Self.servedBuild()
+        let starts = try Self.startNames(of: unstripped, as: "proportions_stripped")
+        let server = try DebuginfodServer(serving: directory, buildID: buildID)
+        defer { server.stop() }
+        let (_, profilePath, _) = try RecordTests.record(["--", stripped, "200"])
+        let port = Daemon.freePort()
+        let data = TestSupport.temporaryPath("late-debuginfod-\(UUID().uuidString.prefix(8))")
+        let store = try Daemon("store", ["store", "--data-dir", data, "--address", "127.0.0.1:\(port)"],
+                               environment: ["DEBUGINFOD_URLS": server.url, "PATH": "/usr/bin:/bin"])
+        defer { store.terminate() }
+        let url = "http://127.0.0.1:\(port)"
+        try #require(Daemon.wait(seconds: 30) { Daemon.get(url + "/health")?.status == 200 }, "\(store.log)")
+        let ingested = try Self.post(url + "/api/v1/profiles?service=stripped&window_id=w1", file: profilePath)
+        try #require(ingested.status == 200, "\(ingested.body)")
+        func top() -> Set<String> {
+            let json = Daemon.json(url + "/api/v1/top?service=stripped&from=0&until=now%2B1h&limit=50")
+            return Set((json?["functions"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String })
+        }
+        let named = Daemon.wait(seconds: 30) { top().isSuperset(of: Self.functions) }
+        #expect(named, "not named from debuginfod: \(top().sorted()) \(store.log.suffix(1000))")
+        #expect(top().isDisjoint(with: Self.functions.map { starts[$0]! }))
+        #expect(FileManager.default.fileExists(atPath: data + "/debuginfo/\(buildID).debug"))
+    }
 }
 

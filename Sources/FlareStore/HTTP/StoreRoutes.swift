@@ -10,6 +10,7 @@ struct StoreRoutes: Sendable {
     let engine: QueryEngine
     let configuration: StoreConfiguration
     let metrics: StoreMetrics
+    let late: LateSymbolizer
     var storage: any ProfileStorage { engine.storage }
 
     func register(on router: Router<BasicRequestContext>) {
@@ -70,29 +71,21 @@ struct StoreRoutes: Sendable {
         }
     }
 
-    var lateSymbolizer: LateSymbolizer { LateSymbolizer(dataDirectory: configuration.dataDirectory) }
-
     /// A debug file for a build-id: kept, and the functions of that file stored unnamed get their names.
     func uploadDebugInfo(_ request: Request, buildID: String) async throws -> Response {
         try LateSymbolizer.checkBuildID(buildID)
         let body = try await readBody(request, limit: configuration.maxDebugInfoBytes,
                                       advice: "strip what names do not need (objcopy --only-keep-debug --compress-debug-sections)")
-        try lateSymbolizer.save(buildID: buildID, bytes: body)
-        let named = try await lateSymbolizer.nameFunctions(buildID: buildID, storage: storage)
+        try late.save(buildID: buildID, bytes: body)
+        let named = try await late.nameFunctions(buildID: buildID, storage: storage)
         if named > 0 { engine.forgetNames() }
         return JSONResponse.make(.object([("build_id", .string(buildID)), ("bytes", .int(Int64(body.count))), ("functions_named", .int(Int64(named)))]))
     }
 
     func store(_ window: PreparedWindow, bytes: Int) async throws -> Response {
         let outcome = try await storage.insert(window)
-        // Frames of files whose debug info the store already has are named at once.
-        if outcome == .stored {
-            let late = lateSymbolizer
-            var named = 0
-            for buildID in Set(window.unnamedFunctions.map(\.buildID)) where late.has(buildID) {
-                named += try await late.nameFunctions(buildID: buildID, storage: storage)
-            }
-            if named > 0 { engine.forgetNames() }
+        if outcome == .stored, !window.unnamedFunctions.isEmpty, try await late.windowStored(window, storage: storage) > 0 {
+            engine.forgetNames()
         }
         metrics.ingested(outcome == .stored ? "stored" : "duplicate", bytes: bytes)
         return JSONResponse.make(.object([

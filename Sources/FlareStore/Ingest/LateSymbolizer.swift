@@ -11,8 +11,13 @@ import Foundation
 struct LateSymbolizer: Sendable {
     /// Where uploaded debug files are kept: `<data dir>/debuginfo/BUILD_ID.debug`.
     let directory: String
+    /// Asks debuginfod servers for the debug files of build-ids stored unnamed; nil: uploads only.
+    let fetcher: DebuginfodFetcher?
 
-    init(dataDirectory: String) { directory = (dataDirectory as NSString).appendingPathComponent("debuginfo") }
+    init(dataDirectory: String, debuginfod: DebuginfodFetcher.Settings? = nil) {
+        directory = (dataDirectory as NSString).appendingPathComponent("debuginfo")
+        fetcher = debuginfod.map(DebuginfodFetcher.init)
+    }
 
     func path(_ buildID: String) -> String { directory + "/" + buildID + ".debug" }
 
@@ -49,6 +54,41 @@ struct LateSymbolizer: Sendable {
         guard rename(temporary, path(buildID)) == 0 else {
             throw StoreError(.internalServerError, "cannot keep the debug file as \(path(buildID)): \(String(cString: strerror(errno)))")
         }
+    }
+
+    /// Names what a window left unnamed: at once for build-ids whose debug file
+    /// the store has; the others are asked of the debuginfod servers, and
+    /// named when `adoptFetched` finds their files arrived.
+    func windowStored(_ window: PreparedWindow, storage: any ProfileStorage) async throws -> Int {
+        var named = 0
+        for buildID in Set(window.unnamedFunctions.map(\.buildID)) {
+            if has(buildID) {
+                named += try await nameFunctions(buildID: buildID, storage: storage)
+            } else if let path = fetcher?.debugFile(buildID: buildID) {
+                named += try await keepFetched(buildID: buildID, path: path, storage: storage)
+            }
+        }
+        return named
+    }
+
+    /// The debug files debuginfod gave since the last call, kept and used to name their functions.
+    func adoptFetched(storage: any ProfileStorage) async throws -> Int {
+        guard let fetcher else { return 0 }
+        var named = 0
+        for buildID in fetcher.takeArrivals() {
+            guard let path = fetcher.debugFile(buildID: buildID) else { continue }
+            named += try await keepFetched(buildID: buildID, path: path, storage: storage)
+        }
+        return named
+    }
+
+    private func keepFetched(buildID: String, path: String, storage: any ProfileStorage) async throws -> Int {
+        guard let data = FileManager.default.contents(atPath: path) else { return 0 }
+        do { try save(buildID: buildID, bytes: Array(data)) } catch {
+            fetcher?.refuse(buildID: buildID, why: "debuginfod gave \(path) for \(buildID): \(error.message)")
+            return 0
+        }
+        return try await nameFunctions(buildID: buildID, storage: storage)
     }
 
     /// Names the functions of `buildID` still unnamed, from its debug file;
