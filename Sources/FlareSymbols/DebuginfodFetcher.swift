@@ -1,5 +1,8 @@
+import Dispatch
 import FlareProfile
+import Foundation
 import Glibc
+import Synchronization
 
 /// Debug files by build-id from debuginfod servers, fetched off the path that
 /// names frames: a lookup answers at once with a file already fetched, or
@@ -12,7 +15,7 @@ import Glibc
 /// variable is in Flare's environment, so Flare keeps it out and gives it to the
 /// helper only; and a slow or hostile server, libcurl and a large download cost
 /// the helper's memory and time, never the agent's.
-public final class DebuginfodFetcher: @unchecked Sendable {
+public final class DebuginfodFetcher: Sendable {
     public struct Settings: Sendable, Equatable {
         /// Servers, space-separated, as in `$DEBUGINFOD_URLS`.
         public var urls: String
@@ -64,79 +67,74 @@ public final class DebuginfodFetcher: @unchecked Sendable {
         case missing(retryAt: Double)
     }
 
-    public let settings: Settings
-    private var lock = pthread_mutex_t()
-    private var wake = pthread_cond_t()
-    private var states: [String: State] = [:]
-    private var queue: [String] = []
-    private var arrivals: [String] = []
-    private var busy = false
-    private var statistics = Statistics()
-    private var worker: pthread_t?
-
-    public init(settings: Settings) {
-        self.settings = settings
-        pthread_mutex_init(&lock, nil)
-        pthread_cond_init(&wake, nil)
+    /// What the callers and the worker share, behind one lock.
+    private struct Shared {
+        var states: [String: State] = [:]
+        var queue: [String] = []
+        var arrivals: [String] = []
+        var busy = false
+        var statistics = Statistics()
+        var workerStarted = false
     }
+
+    public let settings: Settings
+    private let shared = Mutex(Shared())
+    /// Signalled once per queued build-id; the worker waits on it.
+    private let wake = DispatchSemaphore(value: 0)
+
+    public init(settings: Settings) { self.settings = settings }
 
     /// The fetched debug file of `buildID` (lowercase hex), or nil: then it
     /// is queued, unless it is already, or was missed less than `retrySeconds` ago.
     public func debugFile(buildID: String) -> String? {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        switch states[buildID] {
-        case .found(let path): return path
-        case .queued: return nil
-        case .missing(let retryAt) where Self.now() < retryAt: return nil
-        case .missing, nil:
-            states[buildID] = .queued
-            queue.append(buildID)
-            startWorkerIfNeeded()
-            pthread_cond_signal(&wake)
-            return nil
+        let (path, queued, startWorker) = shared.withLock { shared -> (String?, Bool, Bool) in
+            switch shared.states[buildID] {
+            case .found(let path): return (path, false, false)
+            case .queued: return (nil, false, false)
+            case .missing(let retryAt) where Self.now() < retryAt: return (nil, false, false)
+            case .missing, nil:
+                shared.states[buildID] = .queued
+                shared.queue.append(buildID)
+                defer { shared.workerStarted = true }
+                return (nil, true, !shared.workerStarted)
+            }
         }
+        if startWorker { startWorkerThread() }
+        if queued { wake.signal() }
+        return path
     }
 
     /// Whether `buildID` was missed long enough ago to be asked for again.
     public func retryIsDue(buildID: String) -> Bool {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if case .missing(let retryAt) = states[buildID] { return Self.now() >= retryAt }
-        return false
+        shared.withLock { shared in
+            if case .missing(let retryAt) = shared.states[buildID] { return Self.now() >= retryAt }
+            return false
+        }
     }
 
     /// The build-ids whose files arrived since the last call.
     public func takeArrivals() -> [String] {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        defer { arrivals.removeAll() }
-        return arrivals
+        shared.withLock { shared in
+            defer { shared.arrivals.removeAll() }
+            return shared.arrivals
+        }
     }
 
     /// A fetched file that turned out not to be the one asked for: it is not
     /// used, and the build-id is asked for again only after `retrySeconds`.
     public func refuse(buildID: String, why: String) {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        states[buildID] = .missing(retryAt: Self.now() + Double(settings.retrySeconds))
-        statistics.fetched -= 1
-        statistics.refused += 1
-        statistics.lastFailure = why
+        shared.withLock { shared in
+            shared.states[buildID] = .missing(retryAt: Self.now() + Double(settings.retrySeconds))
+            shared.statistics.fetched -= 1
+            shared.statistics.refused += 1
+            shared.statistics.lastFailure = why
+        }
     }
 
-    public var current: Statistics {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return statistics
-    }
+    public var current: Statistics { shared.withLock { $0.statistics } }
 
     /// How many build-ids wait for or are in a fetch.
-    public var pending: Int {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return queue.count + (busy ? 1 : 0)
-    }
+    public var pending: Int { shared.withLock { $0.queue.count + ($0.busy ? 1 : 0) } }
 
     /// Waits until nothing is queued or fetched, at most `seconds`; true if idle.
     public func waitUntilIdle(seconds: Double) -> Bool {
@@ -156,47 +154,34 @@ public final class DebuginfodFetcher: @unchecked Sendable {
 
     // MARK: The worker
 
-    private func startWorkerIfNeeded() {
-        guard worker == nil else { return }
-        let box = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { argument in
-            let fetcher = Unmanaged<DebuginfodFetcher>.fromOpaque(argument!).takeRetainedValue()
-            fetcher.work()
-            return nil
-        }, box.toOpaque())
-        if created == 0 {
-            pthread_detach(thread)
-            worker = thread
-        } else {
-            box.release()
-        }
-    }
-
-    private func work() {
-        while true {
-            pthread_mutex_lock(&lock)
-            while queue.isEmpty { pthread_cond_wait(&wake, &lock) }
-            let buildID = queue.removeFirst()
-            busy = true
-            pthread_mutex_unlock(&lock)
-
-            let result = fetch(buildID)
-
-            pthread_mutex_lock(&lock)
-            busy = false
-            switch result {
-            case .success(let path):
-                states[buildID] = .found(path)
-                arrivals.append(buildID)
-                statistics.fetched += 1
-            case .failure(let failure):
-                states[buildID] = .missing(retryAt: Self.now() + Double(settings.retrySeconds))
-                statistics.misses += 1
-                statistics.lastFailure = "debuginfod: \(buildID): \(failure.description)"
+    /// One thread for the fetcher's life: it sleeps on the semaphore while nothing is queued.
+    private func startWorkerThread() {
+        let thread = Thread { [self] in
+            while true {
+                wake.wait()
+                guard let buildID = shared.withLock({ shared -> String? in
+                    guard !shared.queue.isEmpty else { return nil }
+                    shared.busy = true
+                    return shared.queue.removeFirst()
+                }) else { continue }
+                let result = fetch(buildID)
+                shared.withLock { shared in
+                    shared.busy = false
+                    switch result {
+                    case .success(let path):
+                        shared.states[buildID] = .found(path)
+                        shared.arrivals.append(buildID)
+                        shared.statistics.fetched += 1
+                    case .failure(let failure):
+                        shared.states[buildID] = .missing(retryAt: Self.now() + Double(settings.retrySeconds))
+                        shared.statistics.misses += 1
+                        shared.statistics.lastFailure = "debuginfod: \(buildID): \(failure.description)"
+                    }
+                }
             }
-            pthread_mutex_unlock(&lock)
         }
+        thread.name = "flare-debuginfod"
+        thread.start()
     }
 
     struct FetchFailure: Error, CustomStringConvertible { let description: String }
