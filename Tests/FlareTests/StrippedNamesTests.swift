@@ -68,10 +68,11 @@ struct StrippedNamesTests {
     /// serving the debug files in `directory`, up once it answers for `buildID`.
     final class DebuginfodServer {
         let process = Process()
-        let port = Daemon.freePort()
+        let port: Int
         var url: String { "http://127.0.0.1:\(port)" }
 
-        init(serving directory: String, buildID: String) throws {
+        init(serving directory: String, buildID: String, port: Int = Daemon.freePort()) throws {
+            self.port = port
             let database = TestSupport.temporaryPath("debuginfod-\(UUID().uuidString.prefix(8)).sqlite")
             process.executableURL = URL(fileURLWithPath: "/usr/bin/debuginfod")
             process.arguments = ["-F", directory, "-p", String(port), "-d", database, "-t", "1"]
@@ -343,6 +344,32 @@ struct StrippedNamesTests {
         #expect(named, "not named from debuginfod: \(top().sorted()) \(store.log.suffix(1000))")
         #expect(top().isDisjoint(with: Self.functions.map { starts[$0]! }))
         #expect(FileManager.default.fileExists(atPath: data + "/debuginfo/\(buildID).debug"))
+    }
+
+    @Test("a missed fetch is asked again once its retry is due, and then found")
+    func missedFetchIsRetried() throws {
+        if Self.skipWithoutDebuginfod() { return }
+        let (_, _, directory, buildID) = try Self.servedBuild()
+        let port = Daemon.freePort()
+        let settings = DebuginfodFetcher.Settings(urls: "http://127.0.0.1:\(port)", cacheDirectory: TestSupport.temporaryPath("retry-cache-\(UUID().uuidString.prefix(8))"),
+                                                  timeoutSeconds: 3, retrySeconds: 2, helper: [TestSupport.flareBinary, "debuginfod-find"])
+        let fetcher = DebuginfodFetcher(settings: settings)
+        // Nobody listens yet: a miss, and no second try before the retry is due.
+        #expect(fetcher.debugFile(buildID: buildID) == nil)
+        #expect(fetcher.waitUntilIdle(seconds: 10))
+        #expect(fetcher.current.misses == 1 && fetcher.current.fetched == 0, "\(fetcher.current)")
+        #expect(fetcher.debugFile(buildID: buildID) == nil && fetcher.pending == 0)
+        #expect(!fetcher.retryIsDue(buildID: buildID))
+
+        let server = try DebuginfodServer(serving: directory, buildID: buildID, port: port)
+        defer { server.stop() }
+        #expect(Daemon.wait(seconds: 5) { fetcher.retryIsDue(buildID: buildID) })
+        #expect(fetcher.debugFile(buildID: buildID) == nil)
+        #expect(fetcher.waitUntilIdle(seconds: 10))
+        #expect(fetcher.takeArrivals() == [buildID])
+        let path = try #require(fetcher.debugFile(buildID: buildID))
+        #expect(try ElfImage(path: path).buildIDHex == buildID)
+        #expect(fetcher.current.fetched == 1)
     }
 }
 
