@@ -26,8 +26,10 @@ struct AgentTests {
         }
 
         /// Starts the agent shipping to this fleet's store, or to `destinations` when given.
+        /// With no --config in `extra` it reads none (not a host's /etc/flare/agent.toml).
         func startAgent(targets: String, destinations: [String]? = nil, extra: [String] = []) throws {
-            agent = try Daemon("agent", ["agent"] + (destinations ?? ["--store", storeURL]) + ["--window", "\(Int(window))s", "--spool-dir", spoolDirectory,
+            let config = extra.contains("--config") ? [] : ["--config", ""]
+            agent = try Daemon("agent", ["agent"] + config + (destinations ?? ["--store", storeURL]) + ["--window", "\(Int(window))s", "--spool-dir", spoolDirectory,
                                          "--metrics-address", "127.0.0.1:\(metricsPort)", "--process-regex", targets,
                                          "--call-graph", "fp", "--host-name", "test-host"] + extra,
                              environment: ["FLARE_AGENT_LOG_LEVEL": "debug", "PATH": "/usr/bin:/bin"])

@@ -22,7 +22,10 @@ work=$(mktemp -d /tmp/flare-package-test.XXXXXX)
 store_pid=""
 cleanup() {
   [[ -n $store_pid ]] && kill "$store_pid" 2>/dev/null || true
-  if dpkg-query -W -f='${Status}' flare 2>/dev/null | grep -q installed; then dpkg -P flare >/dev/null 2>&1 || true; fi
+  # Purged whatever state a failure left it in (installed, or removed with its conffile kept):
+  # a conffile left behind would configure every later `flare agent` on this machine.
+  if dpkg-query -W flare >/dev/null 2>&1; then dpkg -P flare >/dev/null 2>&1 || true; fi
+  pkill -u flare -x flare 2>/dev/null || true
   rm -rf "$work" /var/lib/flare-store
 }
 trap cleanup EXIT
