@@ -40,7 +40,11 @@ struct ProfileAssembler {
         let mappingID = mapping(for: module)
         var frames: [SourceFrame]
         var address = frame.address
-        let unnamed = SourceFrame(function: module.displayName + "+0x" + String(frame.address, radix: 16), file: "", line: 0)
+        // Code nothing names: the file and an offset in it (the store names it later, ProfileIngest.unnamedFunctions).
+        func unnamedFrame(at offset: UInt64) -> SourceFrame {
+            SourceFrame(function: module.displayName + "+0x" + String(offset, radix: 16), file: "", line: 0)
+        }
+        let unnamed = unnamedFrame(at: frame.address)
         switch module.kind {
         case .kernel:
             frames = [SourceFrame(function: symbolizer.kernelFunction(frame.address) ?? "[kernel]+0x" + String(frame.address, radix: 16),
@@ -48,9 +52,7 @@ struct ProfileAssembler {
         case .elf(let image):
             // Unnamed: still one function, by the CFI's bounds, where the file has them.
             frames = image.flatMap { symbolizer.frames(in: $0, fileOffset: frame.address) }
-                ?? [image.flatMap { symbolizer.functionStart(in: $0, fileOffset: frame.address) }.map {
-                    SourceFrame(function: module.displayName + "+0x" + String($0, radix: 16), file: "", line: 0)
-                } ?? unnamed]
+                ?? [image.flatMap { symbolizer.functionStart(in: $0, fileOffset: frame.address) }.map(unnamedFrame) ?? unnamed]
             address = module.base &+ frame.address
         case .jit(let pid):
             frames = [symbolizer.jitFunction(pid: pid, address: frame.address).map { SourceFrame(function: $0, file: "", line: 0) } ?? unnamed]

@@ -190,15 +190,13 @@ public enum Recorder {
         // Naming asked debuginfod for the debug files missing here: wait for them (each fetch has its own deadline) and name again.
         if let fetcher = symbolizer.debuginfod {
             if fetcher.pending > 0 {
-                let line = "flare: fetching debug info for \(fetcher.pending) file\(fetcher.pending == 1 ? "" : "s") from debuginfod (\(fetcher.settings.urls))\n"
-                _ = line.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+                printToStandardError("flare: fetching debug info for \(fetcher.pending) file\(fetcher.pending == 1 ? "" : "s") from debuginfod (\(fetcher.settings.urls))")
                 _ = fetcher.waitUntilIdle(seconds: Double(fetcher.settings.timeoutSeconds * 3 + 2))
             }
             if symbolizer.adoptFetchedDebugInfo() > 0 { assembler = assemble() }
             let counts = fetcher.current
             if counts.misses + counts.refused > 0 {
-                let line = "flare: warning: debuginfod gave \(counts.fetched) of \(counts.fetched + counts.misses + counts.refused) debug files (\(counts.lastFailure)); those frames are named by file and offset\n"
-                _ = line.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+                printToStandardError("flare: warning: debuginfod gave \(counts.fetched) of \(counts.fetched + counts.misses + counts.refused) debug files (\(counts.lastFailure)); those frames are named by file and offset: check the servers in DEBUGINFOD_URLS or upload the debug files to the store")
             }
         }
 
@@ -214,6 +212,11 @@ public enum Recorder {
                             flareCPUSeconds: ownCPUSeconds(), unreadableFiles: unreadable, stopReason: stopReason,
                             truncatedStacks: pipeline.truncatedStacks, unwindTableBytes: unwindTables.memoryBytes,
                             spanStatistics: spans?.reader.statistics)
+    }
+
+    /// Progress and warnings while the summary is being made (stdout may be the profile).
+    static func printToStandardError(_ line: String) {
+        _ = (line + "\n").utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
     }
 
     static func ownCPUSeconds() -> Double {

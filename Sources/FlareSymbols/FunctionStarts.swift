@@ -11,6 +11,9 @@ final class FunctionStarts {
     private let cfi: OpaquePointer
     /// FDE start addresses (link-time virtual addresses), ascending.
     private let starts: [UInt64]
+    /// Answers given: the agent names the same addresses window after window,
+    /// and each libdw lookup allocates a frame state.
+    private var known: [UInt64: UInt64?] = [:]
 
     /// Nil when the file has no `.eh_frame_hdr` table or no CFI to read.
     init?(path: String, rules: TargetFiles.Options = TargetFiles.Options()) {
@@ -24,11 +27,18 @@ final class FunctionStarts {
 
     deinit { dwarf_cfi_end(cfi) }
 
-    var memoryBytes: Int { starts.count * MemoryLayout<UInt64>.stride }
+    var memoryBytes: Int { starts.count * MemoryLayout<UInt64>.stride + known.count * 32 }
 
     /// The start of the function whose FDE covers `address`, or nil where no
     /// FDE does (PLT stubs, padding, code the CFI does not describe).
     func start(containing address: UInt64) -> UInt64? {
+        if let answer = known[address] { return answer }
+        let answer = lookUp(address)
+        known[address] = answer
+        return answer
+    }
+
+    private func lookUp(_ address: UInt64) -> UInt64? {
         var low = 0
         var high = starts.count
         while low < high {

@@ -32,15 +32,24 @@ struct LateSymbolizer: Sendable {
     /// Keeps an uploaded debug file, after checking that it is ELF, carries
     /// `buildID` and names something; written whole or not at all.
     func save(buildID: String, bytes: [UInt8]) throws(StoreError) {
+        try keep(buildID: buildID) { temporary in FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) }
+    }
+
+    /// Keeps a copy of a file debuginfod fetched, checked the same way, without reading it into memory.
+    func save(buildID: String, copyOf path: String) throws(StoreError) {
+        try keep(buildID: buildID) { temporary in (try? FileManager.default.copyItem(atPath: path, toPath: temporary)) != nil }
+    }
+
+    private func keep(buildID: String, writing write: (String) -> Bool) throws(StoreError) {
         try Self.checkBuildID(buildID)
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw StoreError(.internalServerError, "cannot create \(directory): \(error)")
         }
         let temporary = directory + "/.upload-\(UUID().uuidString)"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
-            throw StoreError(.internalServerError, "cannot write \(temporary) (is the disk full?)")
-        }
         defer { try? FileManager.default.removeItem(atPath: temporary) }
+        guard write(temporary) else {
+            throw StoreError(.internalServerError, "cannot write \(temporary): is the disk full, or the data directory not writable?")
+        }
         let image: ElfImage
         do { image = try ElfImage(path: temporary) } catch {
             throw .badRequest("the upload for \(buildID) is not an ELF file: \(error)")
@@ -83,8 +92,7 @@ struct LateSymbolizer: Sendable {
     }
 
     private func keepFetched(buildID: String, path: String, storage: any ProfileStorage) async throws -> Int {
-        guard let data = FileManager.default.contents(atPath: path) else { return 0 }
-        do { try save(buildID: buildID, bytes: Array(data)) } catch {
+        do { try save(buildID: buildID, copyOf: path) } catch {
             fetcher?.refuse(buildID: buildID, why: "debuginfod gave \(path) for \(buildID): \(error.message)")
             return 0
         }
